@@ -1,0 +1,5 @@
+//! Render: a record (or a validation result) out as bytes. One module per output; none of them knows
+//! about HTTP, storage or delivery.
+
+pub mod outcome;
+pub mod record_json;
