@@ -15,9 +15,11 @@
 //! later stages (see `../shared/spec/architecture.md`).
 
 pub mod cli;
+pub mod edifact;
 pub mod fhir;
 pub mod intake;
 pub mod mappings;
 pub mod record;
 pub mod render;
+pub mod routing;
 pub mod validate;

@@ -99,6 +99,7 @@ pub struct Mappings {
     pub version: String,
     pub pzp_release: String,
     valuesets: BTreeMap<String, ValueSet>,
+    text_markers: BTreeMap<String, Vec<String>>,
     pub naming_systems: BTreeMap<String, NamingSystem>,
     pub canonicals: Canonicals,
 }
@@ -162,6 +163,21 @@ impl Mappings {
             .unwrap_or_else(|| panic!("mappings/valuesets.toml has no value set [{name}]"))
     }
 
+    /// The free texts that stand for a coded answer inside `specificationOther` (see
+    /// `[text-markers]` in valuesets.toml). The first is the one to write.
+    pub fn text_markers(&self, name: &str) -> &[String] {
+        self.text_markers
+            .get(name)
+            .map(Vec::as_slice)
+            .unwrap_or_else(|| panic!("mappings/valuesets.toml has no [text-markers] {name}"))
+    }
+
+    /// Whether `text` is one of the named markers (case-insensitive, trimmed).
+    pub fn is_text_marker(&self, name: &str, text: &str) -> bool {
+        let t = text.trim();
+        self.text_markers(name).iter().any(|m| m.eq_ignore_ascii_case(t))
+    }
+
     pub fn naming_system(&self, key: &str) -> &NamingSystem {
         self.naming_systems
             .get(key)
@@ -185,7 +201,16 @@ fn parse() -> Result<Mappings, String> {
     let mut version = String::new();
     let mut pzp_release = String::new();
     let mut valuesets = BTreeMap::new();
+    let mut text_markers = BTreeMap::new();
     for (name, value) in raw {
+        if name == "text-markers" {
+            let table = value.as_table().ok_or("valuesets.toml: [text-markers] is not a table")?;
+            for (k, v) in table {
+                let list: Vec<String> = v.clone().try_into().map_err(|e| format!("valuesets.toml: [text-markers] {k}: {e}"))?;
+                text_markers.insert(k.clone(), list);
+            }
+            continue;
+        }
         if name == "meta" {
             let meta = value.as_table().ok_or("valuesets.toml: [meta] is not a table")?;
             version = meta.get("version").and_then(|v| v.as_str()).unwrap_or_default().to_owned();
@@ -207,7 +232,7 @@ fn parse() -> Result<Mappings, String> {
     let naming_systems: BTreeMap<String, NamingSystem> =
         toml::from_str(NAMING_SYSTEMS_TOML).map_err(|e| format!("naming-systems.toml: {e}"))?;
     let canonicals: Canonicals = toml::from_str(CANONICALS_TOML).map_err(|e| format!("canonicals.toml: {e}"))?;
-    Ok(Mappings { version, pzp_release, valuesets, naming_systems, canonicals })
+    Ok(Mappings { version, pzp_release, valuesets, text_markers, naming_systems, canonicals })
 }
 
 #[cfg(test)]

@@ -227,6 +227,8 @@ pub enum Decision {
 pub enum DecisionError {
     #[error("'Ja maar met beperkingen' needs the restriction text (SpecificatieAnders); without it the limit is unknown")]
     MissingRestriction,
+    #[error("the restriction text {0:?} reads as 'Onbekend'; give the restriction itself, or the decision 'unknown'")]
+    AmbiguousRestriction(String),
     #[error("a restriction text belongs only to 'Ja maar met beperkingen'; this decision is '{0}'")]
     UnexpectedRestriction(&'static str),
 }
@@ -237,6 +239,11 @@ impl Decision {
     pub fn new(code: DecisionCode, restriction: Option<String>) -> Result<Decision, DecisionError> {
         let restriction = restriction.filter(|s| !s.trim().is_empty());
         match (code, restriction) {
+            // FHIR carries "Onbekend" in the same element as a restriction text; a restriction that reads
+            // like it would come back as "unknown" after a round trip, so it is refused here.
+            (DecisionCode::PerformWithRestrictions, Some(r)) if crate::mappings::get().is_text_marker("decision-unknown", &r) => {
+                Err(DecisionError::AmbiguousRestriction(r))
+            }
             (DecisionCode::PerformWithRestrictions, Some(r)) => Ok(Decision::PerformWithRestrictions { restriction: r }),
             (DecisionCode::PerformWithRestrictions, None) => Err(DecisionError::MissingRestriction),
             (code, Some(_)) => Err(DecisionError::UnexpectedRestriction(code.key())),
@@ -453,6 +460,10 @@ mod tests {
             Decision::new(DecisionCode::DoNotPerform, Some("alleen kort".into())),
             Err(DecisionError::UnexpectedRestriction("do-not-perform"))
         );
+        assert!(matches!(
+            Decision::new(DecisionCode::PerformWithRestrictions, Some(" onbekend ".into())),
+            Err(DecisionError::AmbiguousRestriction(_))
+        ));
         let d = Decision::new(DecisionCode::PerformWithRestrictions, Some("max. 3 dagen".into())).unwrap();
         assert_eq!(d.restriction(), Some("max. 3 dagen"));
         assert_eq!(d.code(), DecisionCode::PerformWithRestrictions);

@@ -1,0 +1,1 @@
+//! EDIFACT interchange syntax (work in progress).

@@ -1,0 +1,1 @@
+//! Renderer: edifact (work in progress).

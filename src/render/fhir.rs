@@ -1,0 +1,1 @@
+//! Renderer: fhir (work in progress).

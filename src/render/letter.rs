@@ -1,0 +1,1 @@
+//! Renderer: letter (work in progress).

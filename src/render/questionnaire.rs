@@ -1,0 +1,1 @@
+//! Renderer: questionnaire (work in progress).

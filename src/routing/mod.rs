@@ -1,0 +1,1 @@
+//! Routing: the regional handover table (work in progress).
