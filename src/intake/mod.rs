@@ -176,6 +176,12 @@ fn finish(
     mut p: Problems,
     locate: &dyn Fn(&str) -> Location,
 ) -> Intake {
-    p.list.extend(rules::check(&record, completeness, locate));
+    // A required item that was present but unreadable has been reported where it stands; the rules would
+    // add "is missing" at the same place, which only confuses.
+    let rule_problems = rules::check(&record, completeness, locate);
+    let already: std::collections::HashSet<Location> = p.list.iter().map(|x| x.location.clone()).collect();
+    p.list.extend(
+        rule_problems.into_iter().filter(|x| !(x.issue_type == IssueType::Required && already.contains(&x.location))),
+    );
     Intake { form: Some(form), record: Some(record), completeness, problems: p.list }
 }

@@ -1,1 +1,368 @@
-//! Renderer: questionnaire (work in progress).
+//! A record as a FHIR R4 QuestionnaireResponse answering the national form ACP-zib2020
+//! (`translate --to questionnaire-response`).
+//!
+//! The items come from the same description of the form that the reader uses
+//! (`crate::intake::questionnaire::form`): the writer here is the second implementation of its `Walk`,
+//! so whatever it writes the reader reads back. What a response cannot carry (treatment discussion
+//! dates, advance directives, professional identifiers, ...) is listed on `form::walk`; what it carries
+//! outside the Questionnaire's own items (4g's restriction text as item 1403, several 4g limits as a
+//! repeated group 1421, the place-of-death "Anders" text folded into 1192) is documented there too.
+//!
+//! Output conventions:
+//! - items in the Questionnaire's order, with the Questionnaire's `text`; an item, group or section
+//!   without data is left out, and so is a read-only code ("MetingNaam", treatment) whose group has
+//!   nothing else;
+//! - an item that explains an answer (Toelichting, SpecificatieAnders, "Anders, namelijk") is nested
+//!   under that answer (`answer.item`), as FHIR asks for children of a question;
+//! - deterministic: `authored` is the date the form was filled in, never the clock, and `id` is derived
+//!   from the content, so the same record always gives the same bytes.
+
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::intake::questionnaire::form::{self, Fixed, Kind, Walk, YesNo};
+use crate::mappings::{self, Coding};
+use crate::record::*;
+
+/// The record as a QuestionnaireResponse. Total: any record gives a response, never a panic.
+pub fn render(record: &AcpRecord) -> Value {
+    // The walk works on `&mut`, since the reader fills the record through it; the writer only reads.
+    let mut copy = record.clone();
+    let mut writer = Writer { open: vec![Vec::new()], emitted: 0 };
+    form::walk(&mut writer, &mut copy);
+    let items: Vec<Value> = nest(writer.open.pop().unwrap_or_default(), None).into_iter().map(to_json).collect();
+
+    let m = mappings::get();
+    let mut body = Map::new();
+    // The newest canonical is listed last in mappings/canonicals.toml; the reader accepts them all.
+    if let Some(url) = m.canonicals.questionnaire.get("acp-zib2020").and_then(|urls| urls.last()) {
+        body.insert("questionnaire".into(), url.as_str().into());
+    }
+    body.insert("status".into(), "completed".into());
+    if let Some(identifier) = subject_identifier(&record.patient) {
+        body.insert("subject".into(), Value::Object(Map::from_iter([("identifier".to_owned(), identifier)])));
+    }
+    if let Some(d) = &record.date_filled_in {
+        body.insert("authored".into(), d.as_str().into());
+    }
+    if !items.is_empty() {
+        body.insert("item".into(), Value::Array(items));
+    }
+
+    let mut qr = Map::new();
+    qr.insert("resourceType".into(), "QuestionnaireResponse".into());
+    qr.insert("id".into(), content_id(&body).into());
+    qr.extend(body);
+    Value::Object(qr)
+}
+
+/// The BSN when known, otherwise the first other identifier: `subject.identifier` holds one.
+fn subject_identifier(patient: &Patient) -> Option<Value> {
+    let (system, value) = match &patient.bsn {
+        Some(bsn) => (mappings::get().naming_systems.get("bsn")?.uri.as_str(), bsn.as_str()),
+        None => patient.other_identifiers.first().map(|i| (i.system.as_str(), i.value.as_str()))?,
+    };
+    Some(Value::Object(Map::from_iter([("system".to_owned(), system.into()), ("value".to_owned(), value.into())])))
+}
+
+/// A FHIR id from the content: the first 128 bits of the SHA-256 of the resource without its id.
+fn content_id(body: &Map<String, Value>) -> String {
+    let digest = Sha256::digest(Value::Object(body.clone()).to_string().as_bytes());
+    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+}
+
+/// An item being written.
+struct Node {
+    link: &'static str,
+    answers: Vec<AnswerNode>,
+    items: Vec<Node>,
+    /// A read-only code, which alone does not make its group worth writing.
+    fixed: bool,
+}
+
+struct AnswerNode {
+    /// The `value[x]` key and value.
+    value: (&'static str, Value),
+    items: Vec<Node>,
+}
+
+impl Node {
+    fn new(link: &'static str, answers: Vec<AnswerNode>) -> Node {
+        Node { link, answers, items: Vec::new(), fixed: false }
+    }
+}
+
+fn answer(key: &'static str, value: Value) -> AnswerNode {
+    AnswerNode { value: (key, value), items: Vec::new() }
+}
+
+fn coding(c: &Coding) -> Value {
+    let mut m = Map::new();
+    // The Questionnaire's local codes (Ja/Nee, ICD) have no system.
+    if !c.system.is_empty() {
+        m.insert("system".into(), c.system.as_str().into());
+    }
+    m.insert("code".into(), c.code.as_str().into());
+    if !c.display.is_empty() {
+        m.insert("display".into(), c.display.as_str().into());
+    }
+    Value::Object(m)
+}
+
+fn coded<T: Coded>(v: T) -> AnswerNode {
+    answer("valueCoding", coding(v.entry().questionnaire_coding()))
+}
+
+/// Text worth writing: blank text is "not recorded" to every reader.
+fn filled(s: &Option<String>) -> Option<&str> {
+    s.as_deref().filter(|s| !s.trim().is_empty())
+}
+
+/// Emits items as the walk visits them. Items go into the innermost open group; explanations are
+/// moved under the answer they explain, and everything is put in the Questionnaire's order, by [`nest`].
+struct Writer {
+    /// The items of each open group, innermost last; the first is the response's top level.
+    open: Vec<Vec<Node>>,
+    /// How many items were emitted, so that [`Walk::part`] knows whether its leading answer was written.
+    emitted: usize,
+}
+
+impl Writer {
+    fn emit(&mut self, node: Node) {
+        self.emitted += 1;
+        if let Some(items) = self.open.last_mut() {
+            items.push(node);
+        }
+    }
+
+    /// Runs `body` in a fresh group and emits the group when anything but read-only codes was written.
+    fn collect(&mut self, link: &'static str, body: impl FnOnce(&mut Self)) {
+        self.open.push(Vec::new());
+        body(self);
+        let items = self.open.pop().unwrap_or_default();
+        if items.iter().any(|i| !i.fixed) {
+            self.emit(Node { link, answers: Vec::new(), items, fixed: false });
+        }
+    }
+}
+
+impl Walk for Writer {
+    fn group(&mut self, link: &'static str, body: impl FnOnce(&mut Self)) {
+        self.collect(link, body);
+    }
+
+    fn repeat<T>(
+        &mut self,
+        link: &'static str,
+        ptr: &str,
+        list: &mut Vec<T>,
+        mut body: impl FnMut(&mut Self, &str, &mut Option<T>),
+    ) {
+        for (i, e) in std::mem::take(list).into_iter().enumerate() {
+            self.collect(link, |w| body(w, &format!("{ptr}/{i}"), &mut Some(e)));
+        }
+    }
+
+    fn optional<T: Default>(&mut self, slot: &mut Option<T>, body: impl FnOnce(&mut Self, &mut T)) {
+        if let Some(t) = slot {
+            body(self, t);
+        }
+    }
+
+    fn part<T, H>(
+        &mut self,
+        slot: &mut Option<T>,
+        head: impl FnOnce(&mut Self, &mut Option<H>),
+        _assemble: impl FnOnce(H) -> T,
+        split: impl FnOnce(&T) -> H,
+        rest: impl FnOnce(&mut Self, &mut T),
+    ) {
+        let Some(t) = slot else { return };
+        let before = self.emitted;
+        head(self, &mut Some(split(t)));
+        // A part whose leading answer is blank (a phone without a number) is not written at all: its
+        // other items would be unreadable without it.
+        if self.emitted > before {
+            rest(self, t);
+        }
+    }
+
+    fn text(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<String>) {
+        if let Some(s) = filled(slot) {
+            self.emit(Node::new(link, vec![answer("valueString", s.into())]));
+        }
+    }
+
+    fn date(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<FhirDate>) {
+        // Items 963 and 967 are dateTime items; a FHIR dateTime also takes a date of any precision.
+        if let Some(d) = slot {
+            self.emit(Node::new(link, vec![answer("valueDateTime", d.as_str().into())]));
+        }
+    }
+
+    fn coded<T: Coded>(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<T>) {
+        if let Some(v) = slot {
+            self.emit(Node::new(link, vec![coded(*v)]));
+        }
+    }
+
+    fn yes_no(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<bool>) {
+        if let Some(b) = slot {
+            self.emit(Node::new(link, vec![coded(YesNo::of(*b))]));
+        }
+    }
+
+    fn flag(&mut self, link: &'static str, _ptr: &str, slot: &mut bool) {
+        if *slot {
+            let local =
+                Coding { system: String::new(), code: form::PATIENT_PRESENT.into(), display: form::PATIENT_PRESENT.into() };
+            self.emit(Node::new(link, vec![answer("valueCoding", coding(&local))]));
+        }
+    }
+
+    fn fixed(&mut self, link: &'static str, code: Fixed) {
+        if let Some(c) = code.coding() {
+            self.emit(Node { fixed: true, ..Node::new(link, vec![answer("valueCoding", coding(c))]) });
+        }
+    }
+
+    fn answer<T: Coded>(&mut self, link: &'static str, other: &'static str, _ptr: &str, slot: &mut Option<Answer<T>>) {
+        let Some(a) = slot else { return };
+        let mut node = coded(a.value());
+        if let Some(t) = a.other_text().filter(|t| !t.trim().is_empty()) {
+            node.items.push(Node::new(other, vec![answer("valueString", t.into())]));
+        }
+        self.emit(Node::new(link, vec![node]));
+    }
+
+    fn answers<T: Coded>(&mut self, link: &'static str, other: &'static str, _ptr: &str, list: &mut Vec<Answer<T>>) {
+        if list.is_empty() {
+            return;
+        }
+        let mut texts = 0;
+        let answers = list
+            .iter()
+            .map(|a| {
+                let mut node = coded(a.value());
+                // The form has one "Anders, namelijk" item per question; it goes with the first "Anders".
+                if let Some(t) = a.other_text().filter(|t| !t.trim().is_empty() && texts == 0) {
+                    texts += 1;
+                    node.items.push(Node::new(other, vec![answer("valueString", t.into())]));
+                }
+                node
+            })
+            .collect();
+        self.emit(Node::new(link, answers));
+    }
+
+    fn decision(&mut self, link: &'static str, restriction: &'static str, _ptr: &str, slot: &mut Option<Decision>) {
+        let Some(d) = slot else { return };
+        self.emit(Node::new(link, vec![coded(d.code())]));
+        if let Some(r) = d.restriction() {
+            self.emit(Node::new(restriction, vec![answer("valueString", r.into())]));
+        }
+    }
+
+    fn open_treatment(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<String>) {
+        let value = match filled(slot) {
+            Some(s) => answer("valueString", s.into()),
+            None => coded(Treatment::Other),
+        };
+        self.emit(Node::new(link, vec![value]));
+    }
+}
+
+/// Whether an item explains an answer (its parent in the form is a question, not a group).
+fn explains_an_answer(link: &str) -> Option<&'static str> {
+    let parent = form::item(link)?.parent?;
+    (form::item(parent)?.kind != Kind::Group).then_some(parent)
+}
+
+/// Moves every explaining item under the answer of its question, and puts items in the form's order,
+/// at every level. A question left unanswered (an explanation of capacity without the yes/no) still
+/// carries its explanation, as a nested item of the question itself.
+fn nest(items: Vec<Node>, owner: Option<&str>) -> Vec<Node> {
+    // Items already inside their question (`owner`) stay where they are.
+    let (explaining, mut out): (Vec<Node>, Vec<Node>) =
+        items.into_iter().partition(|n| explains_an_answer(n.link).is_some_and(|parent| Some(parent) != owner));
+    for n in explaining {
+        let Some(parent) = explains_an_answer(n.link) else { continue };
+        match out.iter_mut().find(|q| q.link == parent) {
+            Some(q) => match q.answers.first_mut() {
+                Some(a) => a.items.push(n),
+                None => q.items.push(n),
+            },
+            None => out.push(Node { link: parent, answers: Vec::new(), items: vec![n], fixed: false }),
+        }
+    }
+    // Stable, so repeated groups keep the record's order.
+    out.sort_by_key(|n| form::position(n.link));
+    for n in &mut out {
+        n.items = nest(std::mem::take(&mut n.items), Some(n.link));
+        for a in &mut n.answers {
+            a.items = nest(std::mem::take(&mut a.items), Some(n.link));
+        }
+    }
+    out
+}
+
+fn to_json(n: Node) -> Value {
+    let mut m = Map::new();
+    m.insert("linkId".into(), n.link.into());
+    if let Some(item) = form::item(n.link) {
+        m.insert("text".into(), item.text.into());
+    }
+    if !n.answers.is_empty() {
+        let answers = n
+            .answers
+            .into_iter()
+            .map(|a| {
+                let mut am = Map::new();
+                am.insert(a.value.0.into(), a.value.1);
+                if !a.items.is_empty() {
+                    am.insert("item".into(), Value::Array(a.items.into_iter().map(to_json).collect()));
+                }
+                Value::Object(am)
+            })
+            .collect();
+        m.insert("answer".into(), Value::Array(answers));
+    }
+    if !n.items.is_empty() {
+        m.insert("item".into(), Value::Array(n.items.into_iter().map(to_json).collect()));
+    }
+    Value::Object(m)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_record_is_an_empty_but_valid_response() {
+        let qr = render(&AcpRecord::default());
+        assert_eq!(qr["resourceType"], "QuestionnaireResponse");
+        assert_eq!(qr["status"], "completed");
+        assert!(qr.get("item").is_none(), "{qr:#}");
+        assert_eq!(qr["id"].as_str().map(str::len), Some(32));
+    }
+
+    #[test]
+    fn an_explanation_without_its_answer_is_kept_under_the_question() {
+        let r = AcpRecord {
+            legal_capacity: Some(LegalCapacity { capable: None, explanation: Some("wisselend".into()) }),
+            ..Default::default()
+        };
+        let qr = render(&r);
+        let q = &qr["item"][0]["item"][0];
+        assert_eq!(q["linkId"], "1406");
+        assert!(q.get("answer").is_none());
+        assert_eq!(q["item"][0]["linkId"], "1407");
+        assert_eq!(q["item"][0]["answer"][0]["valueString"], "wisselend");
+    }
+
+    #[test]
+    fn a_group_with_only_its_read_only_code_is_left_out() {
+        let r = AcpRecord { care_wishes: Some("   ".into()), ..Default::default() };
+        assert!(render(&r).get("item").is_none());
+    }
+}
