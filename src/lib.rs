@@ -23,3 +23,12 @@ pub mod record;
 pub mod render;
 pub mod routing;
 pub mod validate;
+
+// The service (serve, store, consent, audit): added by the service issue.
+pub mod api;
+pub mod audit;
+pub mod config;
+pub mod consent;
+pub mod service;
+pub mod store;
+pub mod telemetry;

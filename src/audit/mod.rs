@@ -1,0 +1,422 @@
+//! The NEN 7513 audit trail: who did what with which patient's data, when, on what authority.
+//!
+//! Every stage calls [`append`] inside the transaction of the change it logs, so an entry exists if
+//! and only if the change does. The trail is append-only (database triggers refuse UPDATE and DELETE)
+//! and hash-chained: entry *n* stores `hash = SHA-256(hash(n-1) || content(n))`, where `content` is the
+//! canonical JSON of the entry including its sequence number. [`verify`] walks the chain end to end
+//! and finds a changed entry (its hash no longer matches), a deleted one (a gap in the sequence, or a
+//! broken link), a reordering (a broken link), and a cut-off tail (the chain head row disagrees).
+//!
+//! Appends are serialised so the chain stays linear: the single `audit_head` row is read and updated
+//! in the appending transaction, with `FOR UPDATE` on PostgreSQL; on SQLite the store's single writer
+//! connection already serialises every write transaction.
+//!
+//! Field names follow NEN 7513:2018 §7 (event, user, object, log data); [`nen7513_json`] writes them
+//! with the Dutch names for the per-patient export, and [`fhir`] writes IHE BALP AuditEvents.
+
+pub mod fhir;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+use sqlx::Row;
+
+use crate::store::{Backend, Db, Tx};
+
+/// The hash before the first entry.
+pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened (NEN 7513 gebeurteniscode). The kebab-case names are the gateway's own vocabulary;
+/// [`fhir`] maps each to the BALP pattern it follows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum EventCode {
+    /// A handover was received, validated and stored (creation of patient data in the gateway).
+    HandoverReceived,
+    /// A handover was refused because the record or its envelope is invalid.
+    ValidationFailed,
+    /// A consent decision for one route (permit or deny).
+    ConsentDecision,
+    /// A route changed status (including its creation).
+    RouteStatus,
+    /// An operator asked to retry a route.
+    OperatorRetry,
+    /// An operator cancelled a route.
+    OperatorCancel,
+    /// A route's message was handed to its channel ("overdragen van gegevens"; written by delivery).
+    Disclosure,
+    /// Patient data was read (a handover, a consent, the patient's audit log).
+    PatientRead,
+    /// A search that returns patient data.
+    PatientQuery,
+    /// The patient's privacy consent was recorded or changed through the API.
+    ConsentRecorded,
+    /// The patient's privacy consent was withdrawn through the API.
+    ConsentWithdrawn,
+}
+
+impl EventCode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventCode::HandoverReceived => "handover-received",
+            EventCode::ValidationFailed => "validation-failed",
+            EventCode::ConsentDecision => "consent-decision",
+            EventCode::RouteStatus => "route-status",
+            EventCode::OperatorRetry => "operator-retry",
+            EventCode::OperatorCancel => "operator-cancel",
+            EventCode::Disclosure => "disclosure",
+            EventCode::PatientRead => "patient-read",
+            EventCode::PatientQuery => "patient-query",
+            EventCode::ConsentRecorded => "consent-recorded",
+            EventCode::ConsentWithdrawn => "consent-withdrawn",
+        }
+    }
+}
+
+/// NEN 7513 actiecode (RFC 3881 EventActionCode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Action {
+    C,
+    R,
+    U,
+    D,
+    E,
+}
+
+/// NEN 7513 resultaat.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Outcome {
+    Success,
+    /// Refused: invalid input, or a consent deny.
+    Refused,
+    Error,
+}
+
+impl Outcome {
+    /// FHIR AuditEvent.outcome: 0 success, 4 minor failure, 8 serious failure.
+    pub fn fhir_code(self) -> &'static str {
+        match self {
+            Outcome::Success => "0",
+            Outcome::Refused => "4",
+            Outcome::Error => "8",
+        }
+    }
+}
+
+/// One audit entry's content, before it is chained. Carries no record content: identifiers, codes
+/// and short descriptions only.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEvent {
+    // --- gebeurtenis (event)
+    pub event_code: EventCode,
+    pub action: Action,
+    /// UTC, RFC 3339.
+    pub event_time: String,
+    pub outcome: Outcome,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub outcome_description: Option<String>,
+    // --- gebruiker (user)
+    /// The API client (or `system` / `cli` for the gateway itself).
+    pub user_id: String,
+    /// The organisation the user acts for (`ura:...` / `agb:...`).
+    pub user_organization: String,
+    pub user_role: String,
+    /// On whose behalf the user acted (verantwoordelijke gebruiker), e.g. the sending practitioner.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible_user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub responsible_user_role: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_point: Option<String>,
+    // --- object (patient / data)
+    /// `BSN` when the patient is known.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub patient_id: Option<String>,
+    /// What was acted on: `handover`, `route`, `consent`, `audit-log`.
+    pub object_type: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub object_id: Option<String>,
+    /// The rule that authorised the action (autorisatieprotocol).
+    pub authorization_protocol: String,
+    /// The consent the action relied on (toestemmingsprofiel), e.g. `8b:agreed` or `api:deny`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consent_profile: Option<String>,
+    /// The receiving organisation of a route (consent decisions, disclosures).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<String>,
+    // --- loggegevens (log data)
+    pub source_id: String,
+    // --- links for lookups
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub handover_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub route_id: Option<String>,
+}
+
+/// The chained form: the sequence number is part of what is hashed, so entries cannot be swapped.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ChainedContent {
+    pub seq: i64,
+    #[serde(flatten)]
+    pub event: AuditEvent,
+}
+
+/// A stored entry.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub seq: i64,
+    pub prev_hash: String,
+    pub hash: String,
+    pub content: String,
+}
+
+impl Entry {
+    pub fn event(&self) -> Option<AuditEvent> {
+        serde_json::from_str::<ChainedContent>(&self.content).ok().map(|c| c.event)
+    }
+}
+
+pub fn chain_hash(prev_hash: &str, content: &str) -> String {
+    let mut h = Sha256::new();
+    h.update(prev_hash.as_bytes());
+    h.update(content.as_bytes());
+    hex::encode(h.finalize())
+}
+
+/// Takes the chain head lock for the rest of `tx`. Write transactions call it first, so that they are
+/// serialised on PostgreSQL as SQLite's single writer serialises them (see `crate::service`).
+pub async fn lock(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query("SELECT seq FROM audit_head WHERE id = 1 FOR UPDATE").fetch_one(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// Appends entries to the chain inside `tx`. Commits with the caller's transaction.
+pub async fn append(tx: &mut Tx, backend: Backend, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let head = sqlx::query(crate::store::assembled(format!("SELECT seq, hash FROM audit_head WHERE id = 1{lock}"))).fetch_one(&mut **tx).await?;
+    let (mut seq, mut hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+
+    // One multi-row INSERT: an accepted handover writes several entries, and a round trip each would
+    // be most of its cost on SQLite.
+    const COLS: usize = 9;
+    let mut rows = Vec::with_capacity(events.len());
+    for event in events {
+        seq += 1;
+        let content = serde_json::to_string(&ChainedContent { seq, event: event.clone() })
+            .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
+        let new_hash = chain_hash(&hash, &content);
+        rows.push((seq, std::mem::replace(&mut hash, new_hash.clone()), new_hash, content, event));
+    }
+    // SQLite allows 32766 bound values per statement; 200 rows of 9 stay far below it.
+    for chunk in rows.chunks(200) {
+        let values = (0..chunk.len())
+            .map(|i| format!("({})", (1..=COLS).map(|c| format!("${}", i * COLS + c)).collect::<Vec<_>>().join(", ")))
+            .collect::<Vec<_>>()
+            .join(", ");
+        let sql = format!(
+            "INSERT INTO audit_entries (seq, prev_hash, hash, content, event_code, recorded_at, patient_bsn, organization, handover_id) VALUES {values}"
+        );
+        let mut q = sqlx::query(crate::store::assembled(sql));
+        for (seq, prev, hash, content, e) in chunk {
+            q = q
+                .bind(*seq)
+                .bind(prev.as_str())
+                .bind(hash.as_str())
+                .bind(content.as_str())
+                .bind(e.event_code.as_str())
+                .bind(e.event_time.as_str())
+                .bind(e.patient_id.as_deref())
+                .bind(e.user_organization.as_str())
+                .bind(e.handover_id.as_deref());
+        }
+        q.execute(&mut **tx).await?;
+    }
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1").bind(seq).bind(&hash).execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// The number of entries in the chain (its head's sequence number).
+pub async fn chain_length(db: &Db) -> Result<i64, sqlx::Error> {
+    sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(db.reader()).await?.try_get("seq")
+}
+
+fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+    Ok(Entry { seq: r.try_get("seq")?, prev_hash: r.try_get("prev_hash")?, hash: r.try_get("hash")?, content: r.try_get("content")? })
+}
+
+/// The patient's entries, oldest first; `visible_to` limits them to what one organisation may see
+/// (entries it wrote, and entries about handovers it sent or receives).
+pub async fn patient_entries(db: &Db, bsn: &str, visible_to: Option<&str>) -> Result<Vec<Entry>, sqlx::Error> {
+    let rows = match visible_to {
+        None => {
+            sqlx::query("SELECT seq, prev_hash, hash, content FROM audit_entries WHERE patient_bsn = $1 ORDER BY seq")
+                .bind(bsn)
+                .fetch_all(db.reader())
+                .await?
+        }
+        Some(org) => {
+            sqlx::query(
+                "SELECT a.seq, a.prev_hash, a.hash, a.content FROM audit_entries a WHERE a.patient_bsn = $1 AND \
+                   (a.organization = $2 OR a.handover_id IN \
+                      (SELECT h.id FROM handovers h WHERE h.organization = $2 \
+                       UNION SELECT r.handover_id FROM routes r WHERE r.recipient_org = $2)) \
+                 ORDER BY a.seq",
+            )
+            .bind(bsn)
+            .bind(org)
+            .fetch_all(db.reader())
+            .await?
+        }
+    };
+    rows.iter().map(entry_of).collect()
+}
+
+/// The first entry where the chain is broken, and why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Break {
+    /// The sequence number where the break was found (the entry expected or found there).
+    pub seq: i64,
+    pub reason: String,
+}
+
+/// What [`verify`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Verdict {
+    Intact { entries: i64, head: String },
+    Broken(Break),
+}
+
+/// Walks the whole chain in sequence order, page by page.
+pub async fn verify(db: &Db) -> Result<Verdict, sqlx::Error> {
+    const PAGE: i64 = 1000;
+    let mut expected_seq = 1i64;
+    let mut prev = GENESIS.to_owned();
+    loop {
+        let rows = sqlx::query(
+            "SELECT seq, prev_hash, hash, content, event_code, recorded_at, patient_bsn, organization, handover_id \
+             FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
+        )
+        .bind(expected_seq)
+        .bind(PAGE)
+        .fetch_all(db.reader())
+        .await?;
+        let n = rows.len() as i64;
+        for r in &rows {
+            let e = entry_of(r)?;
+            let broken = |reason: String| Ok(Verdict::Broken(Break { seq: e.seq, reason }));
+            if e.seq != expected_seq {
+                return Ok(Verdict::Broken(Break {
+                    seq: expected_seq,
+                    reason: format!("entry {expected_seq} is missing (the next entry is {})", e.seq),
+                }));
+            }
+            if e.prev_hash != prev {
+                return broken(format!(
+                    "entry {} does not link to the entry before it (prev_hash {} but the previous hash is {prev})",
+                    e.seq, e.prev_hash
+                ));
+            }
+            let recomputed = chain_hash(&prev, &e.content);
+            if recomputed != e.hash {
+                return broken(format!("entry {} was changed: its content hashes to {recomputed}, stored {}", e.seq, e.hash));
+            }
+            let parsed: ChainedContent = match serde_json::from_str(&e.content) {
+                Ok(c) => c,
+                Err(err) => return broken(format!("entry {} content is not an audit entry: {err}", e.seq)),
+            };
+            if parsed.seq != e.seq {
+                return broken(format!("entry {} carries sequence number {} in its content", e.seq, parsed.seq));
+            }
+            // The lookup columns are outside the hash; they must say what the content says, or an
+            // entry could be hidden from a patient's export without touching the chain.
+            let ev = &parsed.event;
+            let columns_agree = r.try_get::<String, _>("event_code")? == ev.event_code.as_str()
+                && r.try_get::<String, _>("recorded_at")? == ev.event_time
+                && r.try_get::<Option<String>, _>("patient_bsn")? == ev.patient_id
+                && r.try_get::<String, _>("organization")? == ev.user_organization
+                && r.try_get::<Option<String>, _>("handover_id")? == ev.handover_id;
+            if !columns_agree {
+                return broken(format!("entry {}: its lookup columns disagree with its hashed content", e.seq));
+            }
+            prev = e.hash;
+            expected_seq += 1;
+        }
+        if n < PAGE {
+            break;
+        }
+    }
+    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.reader()).await?;
+    let (head_seq, head_hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+    let last = expected_seq - 1;
+    if head_seq != last || head_hash != prev {
+        return Ok(Verdict::Broken(Break {
+            seq: last + 1,
+            reason: format!(
+                "the chain ends at entry {last} (hash {prev}) but its head says entry {head_seq} (hash {head_hash}): entries were removed from the end"
+            ),
+        }));
+    }
+    Ok(Verdict::Intact { entries: last, head: prev })
+}
+
+/// An entry with the NEN 7513:2018 §7 field names, grouped as the standard groups them.
+pub fn nen7513_json(e: &Entry) -> Value {
+    let Some(ev) = e.event() else {
+        return json!({"volgnummer": e.seq, "hash": e.hash, "fout": "unreadable entry"});
+    };
+    json!({
+        "volgnummer": e.seq,
+        "gebeurtenis": {
+            "gebeurteniscode": ev.event_code.as_str(),
+            "actiecode": ev.action,
+            "datumTijd": ev.event_time,
+            "resultaat": ev.outcome,
+            "toelichting": ev.outcome_description,
+        },
+        "gebruiker": {
+            "gebruikersId": ev.user_id,
+            "organisatie": ev.user_organization,
+            "gebruikersrol": ev.user_role,
+            "verantwoordelijkeGebruikerId": ev.responsible_user_id,
+            "verantwoordelijkeGebruikerRol": ev.responsible_user_role,
+            "toegangspunt": ev.access_point,
+        },
+        "object": {
+            "identificatortype": ev.patient_id_type,
+            "identificator": ev.patient_id,
+            "klasse": ev.object_type,
+            "objectId": ev.object_id,
+            "autorisatieprotocol": ev.authorization_protocol,
+            "toestemmingsprofiel": ev.consent_profile,
+            "ontvanger": ev.recipient,
+            "overdrachtId": ev.handover_id,
+            "routeId": ev.route_id,
+        },
+        "loggegevens": {
+            "bronId": ev.source_id,
+            "vorigeHash": e.prev_hash,
+            "hash": e.hash,
+        },
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_hash_covers_the_previous_hash_and_the_content() {
+        let a = chain_hash(GENESIS, "{}");
+        assert_ne!(a, chain_hash(GENESIS, "{ }"));
+        assert_ne!(a, chain_hash(&a, "{}"));
+        assert_eq!(a.len(), 64);
+    }
+}

@@ -1,0 +1,349 @@
+//! The service's configuration: an embedded default, a TOML file, and environment overrides.
+//!
+//! Precedence (lowest first), as zero2prod does it: the built-in defaults (loopback, SQLite in
+//! `./acp-gateway-data/`, spool channels, a development client), then `--config FILE`, then
+//! environment variables `ACP_GATEWAY__SECTION__KEY` (double underscores separate the levels, e.g.
+//! `ACP_GATEWAY__SERVER__LISTEN=0.0.0.0:8443`, `ACP_GATEWAY__DATABASE__URL=postgres://...`). An
+//! environment value is read as a TOML value when it parses as one (`8`, `true`, `["a","b"]`),
+//! otherwise as a string, so URLs and paths need no quoting.
+//!
+//! `deploy/gateway.example.toml` documents every key.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::service::model::OrgId;
+
+/// The prefix of environment overrides.
+pub const ENV_PREFIX: &str = "ACP_GATEWAY__";
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Where the embedded database, the spool and the development token live.
+    #[serde(default = "default_data_dir")]
+    pub data_dir: PathBuf,
+    #[serde(default)]
+    pub server: ServerConfig,
+    #[serde(default)]
+    pub database: DatabaseConfig,
+    /// API clients. When none are configured, one development client is created (see `service::startup`).
+    #[serde(default)]
+    pub clients: Vec<ClientConfig>,
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    #[serde(default)]
+    pub retention: RetentionConfig,
+    #[serde(default)]
+    pub audit: AuditConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerConfig {
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// Serve HTTPS (rustls) instead of plain HTTP.
+    #[serde(default)]
+    pub tls: Option<TlsConfig>,
+    /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
+    #[serde(default = "default_shutdown_grace")]
+    pub shutdown_grace_seconds: u64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM certificate chain of the server.
+    pub cert: PathBuf,
+    /// PEM private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// PEM CA certificates; when set, clients must present a certificate issued by one of them
+    /// (mutual TLS), in addition to their bearer token.
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DatabaseConfig {
+    /// `sqlite:PATH` or `postgres://...`; default `sqlite:<data_dir>/gateway.db`.
+    #[serde(default)]
+    pub url: Option<String>,
+    #[serde(default = "default_max_connections")]
+    pub max_connections: u32,
+    /// SQLite only: `full` (fsync every commit; survives power loss) or `normal` (WAL default;
+    /// survives a crash of the gateway, may lose the last commits on power loss).
+    #[serde(default = "default_synchronous")]
+    pub sqlite_synchronous: String,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClientConfig {
+    pub id: String,
+    /// The organisation the client acts for: `{ ura = "..." }` or `{ agb = "..." }`, with an optional `name`.
+    pub organization: OrgConfig,
+    /// The role the client acts in (NEN 7513 gebruikersrol), e.g. `medisch-specialist`.
+    pub role: String,
+    /// Hex SHA-256 of the bearer token; the token itself is never stored.
+    pub token_sha256: String,
+    /// What the client may do; see `service::model::Scope`. Default: everything but `operator`.
+    #[serde(default = "default_scopes")]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OrgConfig {
+    #[serde(default)]
+    pub ura: Option<String>,
+    #[serde(default)]
+    pub agb: Option<String>,
+    #[serde(default)]
+    pub name: Option<String>,
+}
+
+impl OrgConfig {
+    pub fn org_id(&self) -> Result<OrgId, String> {
+        match (&self.ura, &self.agb) {
+            (Some(u), None) => OrgId::ura(u),
+            (None, Some(a)) => OrgId::agb(a),
+            _ => Err("an organisation has exactly one of `ura` or `agb`".into()),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// Root of the local spool; default `<data_dir>/spool`. Each channel spools to `<spool_dir>/<channel>/`.
+    #[serde(default)]
+    pub spool_dir: Option<PathBuf>,
+    /// Per-channel endpoint settings, keyed by channel name (`edifact`, `post`, `zorgdomein`, ...).
+    /// A channel without an entry delivers to the spool.
+    #[serde(default)]
+    pub endpoints: BTreeMap<String, ChannelEndpoint>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelEndpoint {
+    /// `spool` (default), `https`, `smtp`, ... (the delivery worker decides which it supports).
+    #[serde(default = "default_sink")]
+    pub sink: String,
+    /// Where to: a URL, a mailbox, a directory; meaning depends on the sink.
+    #[serde(default)]
+    pub target: Option<String>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetentionConfig {
+    /// Days to keep received payloads and rendered messages after their routes are final.
+    #[serde(default = "default_message_days")]
+    pub message_days: u32,
+    /// Years to keep the audit trail (NEN 7513 asks at least five).
+    #[serde(default = "default_audit_years")]
+    pub audit_years: u32,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditConfig {
+    /// NEN 7513 "identificatie van de bron" (AuditSourceID) written into every entry.
+    #[serde(default = "default_source_id")]
+    pub source_id: String,
+}
+
+fn default_data_dir() -> PathBuf {
+    PathBuf::from("./acp-gateway-data")
+}
+fn default_listen() -> String {
+    "127.0.0.1:8080".into()
+}
+fn default_shutdown_grace() -> u64 {
+    30
+}
+fn default_max_connections() -> u32 {
+    8
+}
+fn default_synchronous() -> String {
+    "full".into()
+}
+fn default_sink() -> String {
+    "spool".into()
+}
+fn default_message_days() -> u32 {
+    90
+}
+fn default_audit_years() -> u32 {
+    5
+}
+fn default_source_id() -> String {
+    "acp-gateway".into()
+}
+pub fn default_scopes() -> Vec<String> {
+    ["handovers:write", "handovers:read", "consent:write", "consent:read", "audit:read"]
+        .map(String::from)
+        .to_vec()
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig { listen: default_listen(), tls: None, shutdown_grace_seconds: default_shutdown_grace() }
+    }
+}
+impl Default for DatabaseConfig {
+    fn default() -> Self {
+        DatabaseConfig { url: None, max_connections: default_max_connections(), sqlite_synchronous: default_synchronous() }
+    }
+}
+impl Default for RetentionConfig {
+    fn default() -> Self {
+        RetentionConfig { message_days: default_message_days(), audit_years: default_audit_years() }
+    }
+}
+impl Default for AuditConfig {
+    fn default() -> Self {
+        AuditConfig { source_id: default_source_id() }
+    }
+}
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            data_dir: default_data_dir(),
+            server: ServerConfig::default(),
+            database: DatabaseConfig::default(),
+            clients: Vec::new(),
+            channels: ChannelsConfig::default(),
+            retention: RetentionConfig::default(),
+            audit: AuditConfig::default(),
+        }
+    }
+}
+
+impl Config {
+    /// Loads the configuration: defaults, then `file` (if any), then the process environment.
+    pub fn load(file: Option<&Path>) -> Result<Config, String> {
+        Self::load_with_env(file, std::env::vars())
+    }
+
+    /// As [`Config::load`], with the environment given (so tests need not touch the process's).
+    pub fn load_with_env(file: Option<&Path>, env: impl IntoIterator<Item = (String, String)>) -> Result<Config, String> {
+        let mut root = match file {
+            Some(p) => {
+                let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+                text.parse::<toml::Table>().map_err(|e| format!("{}: {e}", p.display()))?
+            }
+            None => toml::Table::new(),
+        };
+        let mut overrides: Vec<(String, String)> = env.into_iter().filter(|(k, _)| k.starts_with(ENV_PREFIX)).collect();
+        // Sorted, so that the outcome does not depend on the environment's order.
+        overrides.sort();
+        for (key, raw) in overrides {
+            let path: Vec<String> = key[ENV_PREFIX.len()..].split("__").map(str::to_ascii_lowercase).collect();
+            if path.iter().any(String::is_empty) {
+                return Err(format!("{key}: empty section in the variable name"));
+            }
+            set_path(&mut root, &path, env_value(&raw)).map_err(|e| format!("{key}: {e}"))?;
+        }
+        let cfg: Config = toml::Value::Table(root).try_into().map_err(|e: toml::de::Error| e.to_string())?;
+        cfg.check()?;
+        Ok(cfg)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for c in &self.clients {
+            c.organization.org_id().map_err(|e| format!("client {}: {e}", c.id))?;
+            if c.token_sha256.len() != 64 || hex::decode(&c.token_sha256).is_err() {
+                return Err(format!("client {}: token_sha256 must be 64 hex digits (the SHA-256 of the token)", c.id));
+            }
+            for s in &c.scopes {
+                if crate::service::model::Scope::parse(s).is_none() {
+                    return Err(format!("client {}: unknown scope {s:?}", c.id));
+                }
+            }
+        }
+        if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
+            return Err("database.sqlite_synchronous must be `full` or `normal`".into());
+        }
+        Ok(())
+    }
+
+    /// The database URL, with the embedded default.
+    pub fn database_url(&self) -> String {
+        self.database.url.clone().unwrap_or_else(|| format!("sqlite:{}", self.data_dir.join("gateway.db").display()))
+    }
+
+    pub fn spool_dir(&self) -> PathBuf {
+        self.channels.spool_dir.clone().unwrap_or_else(|| self.data_dir.join("spool"))
+    }
+
+    pub fn dev_token_path(&self) -> PathBuf {
+        self.data_dir.join("dev-token")
+    }
+}
+
+fn env_value(raw: &str) -> toml::Value {
+    match format!("v = {raw}").parse::<toml::Table>() {
+        Ok(mut t) => t.remove("v").unwrap_or_else(|| toml::Value::String(raw.to_owned())),
+        Err(_) => toml::Value::String(raw.to_owned()),
+    }
+}
+
+fn set_path(table: &mut toml::Table, path: &[String], value: toml::Value) -> Result<(), String> {
+    let (last, parents) = path.split_last().ok_or("no key")?;
+    let mut t = table;
+    for p in parents {
+        let entry = t.entry(p.clone()).or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        t = entry.as_table_mut().ok_or_else(|| format!("`{p}` is not a section"))?;
+    }
+    t.insert(last.clone(), value);
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback_and_embedded_sqlite() {
+        let c = Config::load_with_env(None, Vec::new()).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:8080");
+        assert_eq!(c.database_url(), "sqlite:./acp-gateway-data/gateway.db");
+        assert_eq!(c.spool_dir(), PathBuf::from("./acp-gateway-data/spool"));
+    }
+
+    #[test]
+    fn environment_overrides_nested_keys() {
+        let env = vec![
+            ("ACP_GATEWAY__SERVER__LISTEN".to_owned(), "127.0.0.1:9999".to_owned()),
+            ("ACP_GATEWAY__DATABASE__URL".to_owned(), "postgres://postgres@127.0.0.1/test".to_owned()),
+            ("ACP_GATEWAY__DATABASE__MAX_CONNECTIONS".to_owned(), "3".to_owned()),
+            ("UNRELATED".to_owned(), "x".to_owned()),
+        ];
+        let c = Config::load_with_env(None, env).unwrap();
+        assert_eq!(c.server.listen, "127.0.0.1:9999");
+        assert_eq!(c.database.url.as_deref(), Some("postgres://postgres@127.0.0.1/test"));
+        assert_eq!(c.database.max_connections, 3);
+    }
+
+    #[test]
+    fn the_example_config_loads() {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.example.toml");
+        let c = Config::load_with_env(Some(&p), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
+        assert!(!c.clients.is_empty());
+    }
+
+    #[test]
+    fn bad_keys_and_hashes_are_refused() {
+        assert!(Config::load_with_env(None, vec![("ACP_GATEWAY__NOPE".into(), "1".into())]).is_err());
+        let env = vec![
+            ("ACP_GATEWAY__CLIENTS".to_owned(), r#"[{id="a", organization={ura="12345678"}, role="huisarts", token_sha256="00"}]"#.to_owned()),
+        ];
+        assert!(Config::load_with_env(None, env).unwrap_err().contains("token_sha256"));
+    }
+}

@@ -1,0 +1,961 @@
+//! The gateway service: the handover pipeline behind the HTTP API, and the `serve` / `audit`
+//! commands.
+//!
+//! A handover travels `envelope → intake → consent → routing → render → store`, and every step that
+//! touches patient data leaves a NEN 7513 entry in the audit trail, written in the same transaction as
+//! the change it records. The `api` module is a thin HTTP skin over [`Gateway`]; this module knows
+//! nothing about HTTP beyond the [`ServiceError`] kinds the api maps to statuses.
+//!
+//! Every write transaction first takes the audit chain's head lock ([`crate::audit::lock`]): on
+//! PostgreSQL that serialises writers, on SQLite the single writer connection already does. So a
+//! consent withdrawal and a new handover of the same patient cannot interleave: either the handover's
+//! routes exist when the withdrawal re-evaluates them, or the handover sees the withdrawal.
+
+pub mod clock;
+pub mod commands;
+pub mod envelope;
+pub mod metrics;
+pub mod model;
+pub mod render;
+pub mod startup;
+pub mod views;
+
+use std::collections::BTreeSet;
+use std::sync::Arc;
+
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+use crate::audit::{self, Action, AuditEvent, EventCode, Outcome};
+use crate::consent::{self, ConsentDecision, StoredConsent, StoredDecision};
+use crate::intake::{self, InputForm};
+use crate::record::{AcpRecord, Bsn, SharingConsent};
+use crate::store::{self, ConsentRow, Db, HandoverRow, RouteRow, RouteUpdate};
+use crate::validate::rules::Completeness;
+use crate::validate::{has_errors, IssueType, Location, Problem, Severity};
+use crate::routing::{self, RouteTable};
+use envelope::{problem, Envelope, Party};
+use metrics::Metrics;
+use model::{Caller, Client, OrgId, RouteStatus, Scope};
+use views::*;
+
+/// Everything that can go wrong in a request, by what the client should do about it.
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    /// The body or a parameter cannot be read at all (400).
+    #[error("{0}")]
+    Malformed(String),
+    /// Readable, but wrong: every problem, with its location (422).
+    #[error("{title}")]
+    Invalid { title: String, problems: Vec<Problem> },
+    /// The client lacks the scope for this action (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// Not there, or not the caller's to see: the two are never told apart (404).
+    #[error("not found")]
+    NotFound,
+    /// The request conflicts with the resource's state or an earlier request (409).
+    #[error("{0}")]
+    Conflict(String),
+    /// The database failed (500); the detail goes to the log, not to the client.
+    #[error("storage: {0}")]
+    Storage(#[from] sqlx::Error),
+}
+
+pub type Result<T> = std::result::Result<T, ServiceError>;
+
+/// The answer to a `POST /v1/handovers`: stored verbatim for idempotent replays.
+#[derive(Debug, Clone)]
+pub struct Submitted {
+    pub status: u16,
+    pub body: String,
+    pub handover_id: Option<String>,
+    /// Whether this is the stored answer to an earlier request with the same Idempotency-Key.
+    pub replayed: bool,
+}
+
+/// The consent in force, in both forms the API answers with.
+#[derive(Debug, Clone)]
+pub struct ConsentState {
+    pub view: ConsentView,
+    pub fhir: Value,
+}
+
+/// The gateway: database, clients, metrics and settings, shared by every request.
+pub struct Gateway {
+    pub db: Db,
+    pub metrics: Metrics,
+    pub clients: Vec<Client>,
+    pub source_id: String,
+    /// The regional handover table (`mappings/routes.toml`).
+    pub routes: RouteTable,
+}
+
+/// What [`Gateway::prepare`] makes of a valid request: everything needed to store it.
+struct Prepared {
+    envelope: Envelope,
+    record: AcpRecord,
+    bsn: Bsn,
+    form: InputForm,
+    warnings: Vec<Problem>,
+    routes: Vec<PreparedRoute>,
+}
+
+struct PreparedRoute {
+    recipient: Party,
+    channel: routing::Channel,
+    message: render::RenderedMessage,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+fn form_key(f: InputForm) -> &'static str {
+    match f {
+        InputForm::UniformRecord => "uniform-record",
+        InputForm::QuestionnaireResponse => "questionnaire-response",
+        InputForm::FhirJson => "fhir-json",
+        InputForm::FhirXml => "fhir-xml",
+    }
+}
+
+fn sharing_key(s: Option<SharingConsent>) -> Option<String> {
+    s.map(|s| match s {
+        SharingConsent::Agreed => "agreed".to_owned(),
+        SharingConsent::Unknown => "unknown".to_owned(),
+    })
+}
+
+fn sharing_from_key(s: Option<&str>) -> Option<SharingConsent> {
+    match s {
+        Some("agreed") => Some(SharingConsent::Agreed),
+        Some("unknown") => Some(SharingConsent::Unknown),
+        _ => None,
+    }
+}
+
+fn stored_consent(row: &ConsentRow) -> Option<StoredConsent> {
+    Some(StoredConsent {
+        decision: StoredDecision::parse(&row.decision)?,
+        actors: row.actors_json.as_deref().and_then(|j| serde_json::from_str::<Vec<OrgId>>(j).ok()),
+        period_end: row.period_end.clone(),
+        recorded_at: row.recorded_at.clone(),
+    })
+}
+
+fn route_view(r: &RouteRow) -> RouteView {
+    RouteView {
+        id: r.id.clone(),
+        recipient: serde_json::from_str(&r.recipient_json).unwrap_or(Value::Null),
+        channel: r.channel.clone(),
+        status: RouteStatus::parse(&r.status).unwrap_or(RouteStatus::Pending),
+        reason: r.reason.clone(),
+        attempts: r.attempts,
+        next_attempt_at: r.next_attempt_at.clone(),
+        last_error: r.last_error.clone(),
+        consent: ConsentDecisionView {
+            permit: r.consent_permit,
+            reason: r.consent_reason.clone(),
+            decided_at: r.consent_decided_at.clone(),
+        },
+    }
+}
+
+fn handover_view(h: &HandoverRow, routes: &[RouteRow], warnings: Vec<ProblemItem>) -> HandoverView {
+    let envelope: Value = serde_json::from_str(&h.envelope_json).unwrap_or(Value::Null);
+    HandoverView {
+        id: h.id.clone(),
+        patient: PatientRef { bsn: h.patient_bsn.clone() },
+        context: h.context.clone(),
+        sender: envelope.get("sender").cloned().unwrap_or(Value::Null),
+        input_form: h.input_form.clone(),
+        sharing_consent: h.sharing_consent.clone(),
+        created_at: h.created_at.clone(),
+        routes: routes.iter().map(route_view).collect(),
+        warnings,
+    }
+}
+
+/// The routes of a handover the caller may see; `None` when it may not see the handover at all.
+/// A sender sees every route; a recipient organisation sees the routes addressed to it, once consent
+/// permits them (a blocked route must not tell the recipient the patient exists).
+fn visible_routes(h: &HandoverRow, routes: Vec<RouteRow>, org: &OrgId) -> Option<Vec<RouteRow>> {
+    if h.organization == org.as_str() {
+        return Some(routes);
+    }
+    let mine: Vec<RouteRow> = routes
+        .into_iter()
+        .filter(|r| r.recipient_org.as_deref() == Some(org.as_str()) && r.status != RouteStatus::BlockedConsent.as_str())
+        .collect();
+    (!mine.is_empty()).then_some(mine)
+}
+
+/// A record problem located in the request body: pointers into a JSON record get the `/record`
+/// prefix; FHIRPath and line/column locations stay as they are (they are read as inside `/record`).
+fn rebase(mut p: Problem, record_is_json: bool) -> Problem {
+    if let Location::JsonPointer(ptr) = &p.location {
+        p.location = if record_is_json {
+            Location::JsonPointer(format!("/record{ptr}"))
+        } else {
+            p.message = format!("{} (at {ptr} in the record)", p.message);
+            Location::JsonPointer("/record".into())
+        };
+    }
+    p
+}
+
+impl Gateway {
+    pub fn new(db: Db, clients: Vec<Client>, source_id: String) -> Gateway {
+        Gateway { db, metrics: Metrics::default(), clients, source_id, routes: RouteTable::load() }
+    }
+
+    /// An audit entry of `caller`'s action, with the object fields left for the caller to fill.
+    fn event(&self, caller: &Caller, scope: Scope, code: EventCode, action: Action, outcome: Outcome, now: &str) -> AuditEvent {
+        AuditEvent {
+            event_code: code,
+            action,
+            event_time: now.to_owned(),
+            outcome,
+            outcome_description: None,
+            user_id: caller.client_id.clone(),
+            user_organization: caller.org.to_string(),
+            user_role: caller.role.clone(),
+            responsible_user_id: None,
+            responsible_user_role: None,
+            access_point: caller.access_point.clone(),
+            patient_id_type: None,
+            patient_id: None,
+            object_type: "handover".into(),
+            object_id: None,
+            authorization_protocol: format!("{}; organisation-scoped; scope {}", caller.authentication, scope.as_str()),
+            consent_profile: None,
+            recipient: None,
+            source_id: self.source_id.clone(),
+            handover_id: None,
+            route_id: None,
+        }
+    }
+
+    fn require(caller: &Caller, scope: Scope) -> Result<()> {
+        if caller.has(scope) {
+            Ok(())
+        } else {
+            Err(ServiceError::Forbidden(format!("this client lacks the scope `{}`", scope.as_str())))
+        }
+    }
+
+    /// Records one consent decision for a route: an audit entry (BALP AuthZconsent) and a metric.
+    fn consent_event(&self, caller: &Caller, scope: Scope, now: &str, bsn: &str, route: &RouteRow, d: &ConsentDecision) -> AuditEvent {
+        self.metrics.consent_decision(d.permit);
+        AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.to_owned()),
+            object_type: "route".into(),
+            object_id: Some(route.id.clone()),
+            outcome_description: Some(d.reason.clone()),
+            consent_profile: Some(d.profile.to_owned()),
+            recipient: route.recipient_org.clone(),
+            handover_id: Some(route.handover_id.clone()),
+            route_id: Some(route.id.clone()),
+            ..self.event(
+                caller,
+                scope,
+                EventCode::ConsentDecision,
+                Action::E,
+                if d.permit { Outcome::Success } else { Outcome::Refused },
+                now,
+            )
+        }
+    }
+
+    /// A route status change (or creation, `from = None`).
+    #[allow(clippy::too_many_arguments)]
+    fn status_event(
+        &self,
+        caller: &Caller,
+        scope: Scope,
+        now: &str,
+        bsn: &str,
+        route: &RouteRow,
+        from: Option<&str>,
+        to: RouteStatus,
+        reason: Option<&str>,
+    ) -> AuditEvent {
+        let what = match from {
+            None => format!("route created as {}", to.as_str()),
+            Some(f) => format!("route {f} -> {}", to.as_str()),
+        };
+        AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.to_owned()),
+            object_type: "route".into(),
+            object_id: Some(route.id.clone()),
+            outcome_description: Some(match reason {
+                Some(r) => format!("{what}: {r}"),
+                None => what,
+            }),
+            recipient: route.recipient_org.clone(),
+            handover_id: Some(route.handover_id.clone()),
+            route_id: Some(route.id.clone()),
+            ..self.event(caller, scope, EventCode::RouteStatus, if from.is_none() { Action::C } else { Action::U }, Outcome::Success, now)
+        }
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // POST /v1/handovers
+
+    /// Accepts a handover: validates, routes, decides consent per route, renders, and stores it all
+    /// in one transaction before answering `201`.
+    pub async fn submit(&self, caller: &Caller, body: &[u8], idempotency_key: Option<&str>) -> Result<Submitted> {
+        Self::require(caller, Scope::HandoversWrite)?;
+        let request_hash = sha256_hex(body);
+        if let Some(key) = idempotency_key {
+            if let Some(row) = store::get_idempotency(self.db.reader(), &caller.client_id, key).await? {
+                return self.replay(caller, row, &request_hash).await;
+            }
+        }
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(format!("the body is not valid JSON: {e}")))?;
+        let now = clock::now();
+        let prepared = match self.prepare(caller, &value) {
+            Ok(p) => p,
+            Err((problems, bsn)) => {
+                self.audit_rejection(caller, bsn.as_ref(), &problems, &now).await?;
+                self.metrics.handover("rejected");
+                return Err(ServiceError::Invalid { title: "the handover cannot be accepted".into(), problems });
+            }
+        };
+
+        let handover_id = clock::new_id();
+        let bsn = prepared.bsn.as_str().to_owned();
+        let sharing = prepared.record.sharing_consent;
+        let scope = Scope::HandoversWrite;
+        let envelope_json = json!({
+            "sender": prepared.envelope.sender.raw,
+            "recipients": prepared.envelope.recipients.iter().map(|r| &r.raw).collect::<Vec<_>>(),
+            "context": prepared.envelope.context.key(),
+        });
+        let handover = HandoverRow {
+            id: handover_id.clone(),
+            organization: caller.org.to_string(),
+            client_id: caller.client_id.clone(),
+            patient_bsn: bsn.clone(),
+            context: prepared.envelope.context.key().to_owned(),
+            sender_role: prepared.envelope.sender.role.key().to_owned(),
+            input_form: form_key(prepared.form).to_owned(),
+            sharing_consent: sharing_key(sharing),
+            envelope_json: envelope_json.to_string(),
+            created_at: now.clone(),
+        };
+        let record_json = crate::render::record_json::render(&prepared.record);
+        let received = String::from_utf8_lossy(body);
+
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        if let Some(key) = idempotency_key {
+            // Claimed first, in the same transaction: a concurrent twin fails here and replays ours.
+            let claim = store::IdempotencyRow {
+                request_hash: request_hash.clone(),
+                status_code: 201,
+                response_body: String::new(),
+                handover_id: Some(handover_id.clone()),
+            };
+            if let Err(e) = store::insert_idempotency(&mut tx, &caller.client_id, key, &claim, &now).await {
+                drop(tx);
+                if store::is_unique_violation(&e) {
+                    if let Some(row) = store::get_idempotency(self.db.reader(), &caller.client_id, key).await? {
+                        return self.replay(caller, row, &request_hash).await;
+                    }
+                }
+                return Err(e.into());
+            }
+        }
+        // Consent is read inside the transaction, after the lock: see the module documentation.
+        let stored = store::latest_consent(&mut *tx, &bsn).await?.as_ref().and_then(stored_consent);
+
+        let mut events = vec![AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.clone()),
+            object_id: Some(handover_id.clone()),
+            handover_id: Some(handover_id.clone()),
+            responsible_user_id: prepared.envelope.sender.practitioner.clone(),
+            responsible_user_role: Some(prepared.envelope.sender.role.key().to_owned()),
+            consent_profile: Some(format!("8b:{}", sharing_key(sharing).unwrap_or_else(|| "absent".into()))),
+            outcome_description: Some(format!(
+                "handover received ({}, context {}, {} route(s))",
+                form_key(prepared.form),
+                prepared.envelope.context,
+                prepared.routes.len()
+            )),
+            ..self.event(caller, scope, EventCode::HandoverReceived, Action::C, Outcome::Success, &now)
+        }];
+        store::insert_handover(&mut tx, &handover, &received, &record_json).await?;
+        let mut routes = Vec::with_capacity(prepared.routes.len());
+        for (i, pr) in prepared.routes.iter().enumerate() {
+            let decision = consent::decide(sharing, stored.as_ref(), pr.recipient.organization.as_ref(), &now);
+            let status = if decision.permit { RouteStatus::Pending } else { RouteStatus::BlockedConsent };
+            let route = RouteRow {
+                id: clock::new_id(),
+                handover_id: handover_id.clone(),
+                position: i as i64,
+                recipient_json: pr.recipient.raw.to_string(),
+                recipient_org: pr.recipient.organization.as_ref().map(ToString::to_string),
+                recipient_role: pr.recipient.role.key().to_owned(),
+                channel: pr.channel.key().to_owned(),
+                status: status.as_str().to_owned(),
+                reason: (!decision.permit).then(|| decision.reason.clone()),
+                attempts: 0,
+                next_attempt_at: decision.permit.then(|| now.clone()),
+                last_error: None,
+                consent_permit: decision.permit,
+                consent_reason: decision.reason.clone(),
+                consent_decided_at: now.clone(),
+                updated_at: now.clone(),
+            };
+            store::insert_route(&mut tx, &route).await?;
+            store::insert_message(&mut tx, &route.id, pr.message.content_type, pr.message.renderer, &pr.message.body, &now).await?;
+            events.push(self.consent_event(caller, scope, &now, &bsn, &route, &decision));
+            events.push(self.status_event(caller, scope, &now, &bsn, &route, None, status, route.reason.as_deref()));
+            routes.push(route);
+        }
+        audit::append(&mut tx, self.db.backend, &events).await?;
+
+        let warnings = prepared.warnings.iter().map(problem_item).collect();
+        let body = serde_json::to_string(&handover_view(&handover, &routes, warnings)).unwrap_or_default();
+        if let Some(key) = idempotency_key {
+            store::set_idempotency_response(&mut tx, &caller.client_id, key, 201, &body).await?;
+        }
+        tx.commit().await?;
+        self.metrics.handover("accepted");
+        tracing::info!(handover = %handover_id, routes = routes.len(), "handover accepted");
+        Ok(Submitted { status: 201, body, handover_id: Some(handover_id), replayed: false })
+    }
+
+    /// The stored answer to an earlier request with the same key; the answer carries patient data,
+    /// so handing it out again is audited as a read.
+    async fn replay(&self, caller: &Caller, row: store::IdempotencyRow, request_hash: &str) -> Result<Submitted> {
+        if row.request_hash != request_hash {
+            return Err(ServiceError::Conflict(
+                "this Idempotency-Key was used for a different request body; use a new key for a new handover".into(),
+            ));
+        }
+        if let Some(h) = match &row.handover_id {
+            Some(id) => store::get_handover(self.db.reader(), id).await?,
+            None => None,
+        } {
+            let now = clock::now();
+            let event = AuditEvent {
+                patient_id_type: Some("BSN".into()),
+                patient_id: Some(h.patient_bsn.clone()),
+                object_id: Some(h.id.clone()),
+                handover_id: Some(h.id.clone()),
+                outcome_description: Some("idempotent resubmission: the stored answer was returned".into()),
+                ..self.event(caller, Scope::HandoversWrite, EventCode::PatientRead, Action::R, Outcome::Success, &now)
+            };
+            self.append_alone(&[event]).await?;
+        }
+        self.metrics.handover("replayed");
+        Ok(Submitted {
+            status: u16::try_from(row.status_code).unwrap_or(201),
+            body: row.response_body,
+            handover_id: row.handover_id,
+            replayed: true,
+        })
+    }
+
+    /// Reads and checks the request; on failure, every problem and the patient's BSN if it is known.
+    fn prepare(&self, caller: &Caller, value: &Value) -> std::result::Result<Prepared, (Vec<Problem>, Option<Bsn>)> {
+        let env = envelope::read(value, &caller.org);
+        // The record is read even when the envelope has problems, so that one answer lists them all.
+        let record_bytes = match (&env, value.get("record")) {
+            (Ok(e), _) => Some((e.record_bytes.clone(), e.record_is_json)),
+            (Err(_), Some(r @ Value::Object(_))) => Some((serde_json::to_vec(r).unwrap_or_default(), true)),
+            (Err(_), Some(Value::String(s))) => Some((s.clone().into_bytes(), false)),
+            _ => None,
+        };
+        let mut problems = env.as_ref().err().cloned().unwrap_or_default();
+        let read = match record_bytes.map(|(bytes, is_json)| (read_record(&bytes), is_json)) {
+            Some((Some(intake), is_json)) => Some((intake, is_json)),
+            Some((None, _)) => {
+                problems.push(problem(
+                    IssueType::Structure,
+                    "/record",
+                    "the gateway failed while reading this record (an internal error, logged); the input was not accepted",
+                ));
+                return Err((problems, None));
+            }
+            None => None,
+        };
+        let mut warnings = Vec::new();
+        if let Some((intake, is_json)) = &read {
+            for p in &intake.problems {
+                let p = rebase(p.clone(), *is_json);
+                if p.severity == Severity::Error {
+                    problems.push(p);
+                } else {
+                    warnings.push(p);
+                }
+            }
+        }
+        let envelope_bsn = value.pointer("/patient/bsn").and_then(Value::as_str).and_then(|s| Bsn::parse(s).ok());
+        let record = read.as_ref().and_then(|(i, _)| i.record.as_ref());
+        let record_bsn = record.and_then(|r| r.patient.bsn.clone());
+        let bsn = match (&record_bsn, &envelope_bsn) {
+            (Some(r), Some(e)) if r != e => {
+                problems.push(problem(
+                    IssueType::Invariant,
+                    "/patient/bsn",
+                    format!("patient.bsn {e} contradicts the record's BSN {r}; a handover carries one patient"),
+                ));
+                None
+            }
+            (Some(b), _) | (None, Some(b)) => Some(b.clone()),
+            (None, None) => {
+                if record.is_some() {
+                    problems.push(problem(
+                        IssueType::Required,
+                        "/patient/bsn",
+                        "the patient's BSN is needed: in the record, or in `patient.bsn` when the record form carries none",
+                    ));
+                }
+                None
+            }
+        };
+        if let Some((intake, _)) = &read {
+            if intake.completeness == Completeness::Partial && intake.record.as_ref().is_some_and(|r| r.date_filled_in.is_none()) {
+                problems.push(problem(
+                    IssueType::Required,
+                    "/record",
+                    "a partial record is accepted only with the conversation date (Datum van invullen)",
+                ));
+            }
+        }
+
+        let (Ok(envelope), Some((intake, _)), Some(bsn)) = (env, &read, bsn.clone()) else {
+            return Err((problems, bsn));
+        };
+        let Some(valid) = intake.valid_record().filter(|_| !has_errors(&problems)) else {
+            return Err((problems, Some(bsn)));
+        };
+        let mut record = valid.clone();
+        record.patient.bsn = Some(bsn.clone());
+        let form = intake.form.unwrap_or(InputForm::UniformRecord);
+
+        let mut routes = Vec::new();
+        for (i, recipient) in envelope.recipients.iter().enumerate() {
+            // The table's channels, plus those it offers on every row (FHIR) to a recipient that names
+            // an endpoint for them.
+            let channels = match self.routes.resolve_for_recipient(envelope.sender.role, recipient.role, envelope.context, &recipient.accepted) {
+                Ok(c) => c,
+                Err(no) => {
+                    problems.push(problem(
+                        IssueType::NotSupported,
+                        format!("/recipients/{i}/role"),
+                        format!("{no} (mappings/routes.toml; ../shared/spec/handover-table.md)"),
+                    ));
+                    continue;
+                }
+            };
+            for channel in channels {
+                match render::render_route(channel, &record, &recipient.raw) {
+                    Ok(message) => routes.push(PreparedRoute { recipient: recipient.clone(), channel, message }),
+                    Err(e) => problems.push(problem(
+                        IssueType::Required,
+                        format!("/recipients/{i}{}", e.recipient_pointer.unwrap_or_default()),
+                        format!("cannot render the {channel} message: {}", e.message),
+                    )),
+                }
+            }
+        }
+        if has_errors(&problems) {
+            return Err((problems, Some(bsn)));
+        }
+        Ok(Prepared { envelope, record, bsn, form, warnings, routes })
+    }
+
+    async fn audit_rejection(&self, caller: &Caller, bsn: Option<&Bsn>, problems: &[Problem], now: &str) -> Result<()> {
+        let errors = problems.iter().filter(|p| p.severity == Severity::Error).count();
+        let pointers: BTreeSet<String> = problems.iter().take(20).map(|p| p.location.to_string()).collect();
+        let event = AuditEvent {
+            patient_id_type: bsn.map(|_| "BSN".into()),
+            patient_id: bsn.map(|b| b.as_str().to_owned()),
+            // Locations only: messages may quote record content.
+            outcome_description: Some(format!(
+                "handover refused: {errors} problem(s) at {}",
+                pointers.into_iter().collect::<Vec<_>>().join(", ")
+            )),
+            ..self.event(caller, Scope::HandoversWrite, EventCode::ValidationFailed, Action::C, Outcome::Refused, now)
+        };
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        audit::append(&mut tx, self.db.backend, &[event]).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Reads
+
+    /// `GET /v1/handovers/{id}`.
+    pub async fn handover(&self, caller: &Caller, id: &str) -> Result<HandoverView> {
+        Self::require(caller, Scope::HandoversRead)?;
+        let h = store::get_handover(self.db.reader(), id).await?.ok_or(ServiceError::NotFound)?;
+        let routes = store::routes_of(self.db.reader(), id).await?;
+        let routes = visible_routes(&h, routes, &caller.org).ok_or(ServiceError::NotFound)?;
+        let now = clock::now();
+        let event = AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(h.patient_bsn.clone()),
+            object_id: Some(h.id.clone()),
+            handover_id: Some(h.id.clone()),
+            ..self.event(caller, Scope::HandoversRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
+        };
+        self.append_alone(&[event]).await?;
+        Ok(handover_view(&h, &routes, Vec::new()))
+    }
+
+    /// `GET /v1/handovers?patient=&status=`: the caller's handovers, newest first.
+    pub async fn handovers(&self, caller: &Caller, patient: Option<&str>, status: Option<&str>, limit: Option<&str>) -> Result<HandoverList> {
+        Self::require(caller, Scope::HandoversRead)?;
+        let patient = patient
+            .map(|p| Bsn::parse(p).map_err(|e| ServiceError::Malformed(format!("query parameter `patient`: {e}"))))
+            .transpose()?;
+        let status = status
+            .map(|s| {
+                RouteStatus::parse(s).ok_or_else(|| {
+                    let all: Vec<&str> = RouteStatus::ALL.iter().map(|s| s.as_str()).collect();
+                    ServiceError::Malformed(format!("query parameter `status`: one of {}", all.join(", ")))
+                })
+            })
+            .transpose()?;
+        let limit = match limit {
+            None => 100,
+            Some(l) => l
+                .parse::<i64>()
+                .ok()
+                .filter(|n| (1..=1000).contains(n))
+                .ok_or_else(|| ServiceError::Malformed("query parameter `limit`: a number from 1 to 1000".into()))?,
+        };
+        let rows = store::list_handovers(
+            &self.db,
+            caller.org.as_str(),
+            patient.as_ref().map(Bsn::as_str),
+            status.map(RouteStatus::as_str),
+            limit,
+        )
+        .await?;
+        let mut out = Vec::new();
+        let mut patients = BTreeSet::new();
+        for h in rows {
+            let routes = store::routes_of(self.db.reader(), &h.id).await?;
+            if let Some(routes) = visible_routes(&h, routes, &caller.org) {
+                patients.insert(h.patient_bsn.clone());
+                out.push(handover_view(&h, &routes, Vec::new()));
+            }
+        }
+        let now = clock::now();
+        let events: Vec<AuditEvent> = patients
+            .into_iter()
+            .map(|bsn| AuditEvent {
+                patient_id_type: Some("BSN".into()),
+                patient_id: Some(bsn),
+                outcome_description: Some("handover search".into()),
+                ..self.event(caller, Scope::HandoversRead, EventCode::PatientQuery, Action::E, Outcome::Success, &now)
+            })
+            .collect();
+        self.append_alone(&events).await?;
+        Ok(HandoverList { handovers: out })
+    }
+
+    async fn append_alone(&self, events: &[AuditEvent]) -> Result<()> {
+        if events.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        audit::append(&mut tx, self.db.backend, events).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Operator actions
+
+    /// `POST /v1/handovers/{id}/routes/{route}/retry|cancel`: only the sending organisation acts on
+    /// its routes. Retry re-checks consent: a route consent does not permit goes to `blocked-consent`.
+    pub async fn route_action(&self, caller: &Caller, handover_id: &str, route_id: &str, retry: bool) -> Result<RouteView> {
+        Self::require(caller, Scope::Operator)?;
+        let now = clock::now();
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        let h = store::get_handover(&mut *tx, handover_id).await?.ok_or(ServiceError::NotFound)?;
+        let route = store::route_for_update(&mut tx, self.db.backend, route_id)
+            .await?
+            .filter(|r| r.handover_id == h.id)
+            .ok_or(ServiceError::NotFound)?;
+        if h.organization != caller.org.as_str() {
+            // A recipient that may see the route learns nothing new from a 403; others get 404.
+            let sees = route.recipient_org.as_deref() == Some(caller.org.as_str()) && route.status != RouteStatus::BlockedConsent.as_str();
+            return Err(if sees {
+                ServiceError::Forbidden("only the sending organisation can retry or cancel a route".into())
+            } else {
+                ServiceError::NotFound
+            });
+        }
+        let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
+        let scope = Scope::Operator;
+        let base = AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(h.patient_bsn.clone()),
+            object_type: "route".into(),
+            object_id: Some(route.id.clone()),
+            handover_id: Some(h.id.clone()),
+            route_id: Some(route.id.clone()),
+            recipient: route.recipient_org.clone(),
+            ..self.event(
+                caller,
+                scope,
+                if retry { EventCode::OperatorRetry } else { EventCode::OperatorCancel },
+                Action::U,
+                Outcome::Success,
+                &now,
+            )
+        };
+        let mut events = Vec::new();
+        let (to, reason, consent, next) = if retry {
+            if matches!(from, RouteStatus::Pending | RouteStatus::Delivering | RouteStatus::Delivered) {
+                return Err(ServiceError::Conflict(format!("the route is {}; there is nothing to retry", from.as_str())));
+            }
+            let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
+            let org = route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
+            let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
+            events.push(AuditEvent { outcome_description: Some(format!("retry requested (route was {})", from.as_str())), ..base });
+            events.push(self.consent_event(caller, scope, &now, &h.patient_bsn, &route, &d));
+            if d.permit {
+                (RouteStatus::Pending, None, Some((true, d.reason)), Some(now.clone()))
+            } else {
+                (RouteStatus::BlockedConsent, Some(d.reason.clone()), Some((false, d.reason)), None)
+            }
+        } else {
+            if matches!(from, RouteStatus::Delivered | RouteStatus::Cancelled) {
+                return Err(ServiceError::Conflict(format!("the route is {}; it cannot be cancelled", from.as_str())));
+            }
+            events.push(AuditEvent { outcome_description: Some(format!("cancel requested (route was {})", from.as_str())), ..base });
+            (RouteStatus::Cancelled, Some(format!("cancelled by {} ({})", caller.client_id, caller.org)), None, None)
+        };
+        let update = RouteUpdate {
+            status: to.as_str(),
+            reason: reason.as_deref(),
+            consent: consent.as_ref().map(|(p, r)| (*p, r.as_str())),
+            next_attempt_at: next.as_deref(),
+            now: &now,
+        };
+        store::update_route(&mut tx, &route.id, &update).await?;
+        events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &route, Some(from.as_str()), to, reason.as_deref()));
+        audit::append(&mut tx, self.db.backend, &events).await?;
+        let updated = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.ok_or(ServiceError::NotFound)?;
+        tx.commit().await?;
+        tracing::info!(handover = %h.id, route = %route.id, action = if retry { "retry" } else { "cancel" }, to = to.as_str(), "operator action");
+        Ok(route_view(&updated))
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // The patient's sharing consent
+
+    fn parse_bsn(raw: &str) -> Result<Bsn> {
+        Bsn::parse(raw).map_err(|e| ServiceError::Malformed(format!("the BSN in the path: {e}")))
+    }
+
+    /// `GET /v1/patients/{bsn}/consent`: for organisations that know the patient through the gateway
+    /// (sent or receive a handover of them); anyone else gets 404, as when nothing is recorded.
+    pub async fn consent(&self, caller: &Caller, bsn: &str) -> Result<ConsentState> {
+        Self::require(caller, Scope::ConsentRead)?;
+        let bsn = Self::parse_bsn(bsn)?;
+        if !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
+            return Err(ServiceError::NotFound);
+        }
+        let row = store::latest_consent(self.db.reader(), bsn.as_str()).await?.ok_or(ServiceError::NotFound)?;
+        let state = consent_state(&row).ok_or(ServiceError::NotFound)?;
+        let now = clock::now();
+        let event = AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.as_str().to_owned()),
+            object_type: "consent".into(),
+            consent_profile: Some(format!("api:{}", row.decision)),
+            ..self.event(caller, Scope::ConsentRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
+        };
+        self.append_alone(&[event]).await?;
+        Ok(state)
+    }
+
+    /// `PUT /v1/patients/{bsn}/consent`. A deny may be recorded by any client with the scope (refusing
+    /// is always safe); a permit only by an organisation that knows the patient through the gateway,
+    /// so that no stranger can open a patient's routes.
+    pub async fn put_consent(&self, caller: &Caller, bsn: &str, body: &[u8]) -> Result<ConsentState> {
+        Self::require(caller, Scope::ConsentWrite)?;
+        let bsn = Self::parse_bsn(bsn)?;
+        let value: Value =
+            serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(format!("the body is not valid JSON: {e}")))?;
+        let input = consent::parse_input(&value, &bsn)
+            .map_err(|problems| ServiceError::Invalid { title: "the consent cannot be recorded".into(), problems })?;
+        if input.decision == StoredDecision::Permit && !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
+            return Err(ServiceError::NotFound);
+        }
+        let actors_json = input.actors.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default());
+        let resource_json = input.resource.as_ref().map(Value::to_string);
+        self.record_consent(caller, &bsn, input.decision, actors_json.as_deref(), input.period_end.as_deref(), input.source, resource_json.as_deref())
+            .await
+    }
+
+    /// `DELETE /v1/patients/{bsn}/consent`: the patient withdraws consent. Recorded as a withdrawal
+    /// (never a deletion: the history is evidence), which blocks every route not yet delivered.
+    pub async fn withdraw_consent(&self, caller: &Caller, bsn: &str) -> Result<ConsentState> {
+        Self::require(caller, Scope::ConsentWrite)?;
+        let bsn = Self::parse_bsn(bsn)?;
+        self.record_consent(caller, &bsn, StoredDecision::Withdrawn, None, None, "api-delete", None).await
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn record_consent(
+        &self,
+        caller: &Caller,
+        bsn: &Bsn,
+        decision: StoredDecision,
+        actors_json: Option<&str>,
+        period_end: Option<&str>,
+        source: &str,
+        resource_json: Option<&str>,
+    ) -> Result<ConsentState> {
+        let now = clock::now();
+        let scope = Scope::ConsentWrite;
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        let new = store::NewConsent {
+            patient_bsn: bsn.as_str(),
+            decision: decision.as_str(),
+            scope: consent::SCOPE,
+            actors_json,
+            period_end,
+            source,
+            resource_json,
+            recorded_by: caller.org.as_str(),
+            recorded_client: &caller.client_id,
+            recorded_at: &now,
+        };
+        store::insert_consent(&mut tx, &new).await?;
+        let row = store::latest_consent(&mut *tx, bsn.as_str()).await?.ok_or(ServiceError::NotFound)?;
+        let stored = stored_consent(&row);
+        let mut events = vec![AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.as_str().to_owned()),
+            object_type: "consent".into(),
+            object_id: Some(row.id.to_string()),
+            consent_profile: Some(format!("api:{}", decision.as_str())),
+            outcome_description: Some(format!("sharing consent recorded: {} ({source})", decision.as_str())),
+            ..self.event(
+                caller,
+                scope,
+                if decision == StoredDecision::Withdrawn { EventCode::ConsentWithdrawn } else { EventCode::ConsentRecorded },
+                if decision == StoredDecision::Withdrawn { Action::D } else { Action::U },
+                Outcome::Success,
+                &now,
+            )
+        }];
+
+        // Every route not yet delivered is decided anew: a deny blocks it, a permit releases a
+        // blocked one. Each decision is audited, whether or not it changes the route.
+        let mut statuses: Vec<&str> = RouteStatus::WITHDRAWABLE.iter().map(|s| s.as_str()).collect();
+        statuses.push(RouteStatus::BlockedConsent.as_str());
+        let affected = store::patient_routes_in(&mut tx, self.db.backend, bsn.as_str(), &statuses).await?;
+        let mut changed = 0usize;
+        for (route, sharing) in &affected {
+            let org = route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
+            let d = consent::decide(sharing_from_key(sharing.as_deref()), stored.as_ref(), org.as_ref(), &now);
+            events.push(self.consent_event(caller, scope, &now, bsn.as_str(), route, &d));
+            let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
+            let to = match (from, d.permit) {
+                (RouteStatus::BlockedConsent, true) => Some(RouteStatus::Pending),
+                (f, false) if f != RouteStatus::BlockedConsent => Some(RouteStatus::BlockedConsent),
+                _ => None,
+            };
+            let reason = (!d.permit).then_some(d.reason.as_str());
+            if let Some(to) = to {
+                let next = (to == RouteStatus::Pending).then_some(now.as_str());
+                let update = RouteUpdate { status: to.as_str(), reason, consent: Some((d.permit, &d.reason)), next_attempt_at: next, now: &now };
+                store::update_route(&mut tx, &route.id, &update).await?;
+                events.push(self.status_event(caller, scope, &now, bsn.as_str(), route, Some(from.as_str()), to, reason));
+                changed += 1;
+            } else {
+                let update = RouteUpdate {
+                    status: from.as_str(),
+                    reason: route.reason.as_deref(),
+                    consent: Some((d.permit, &d.reason)),
+                    next_attempt_at: route.next_attempt_at.as_deref(),
+                    now: &now,
+                };
+                store::update_route(&mut tx, &route.id, &update).await?;
+            }
+        }
+        audit::append(&mut tx, self.db.backend, &events).await?;
+        tx.commit().await?;
+        tracing::info!(decision = decision.as_str(), routes_changed = changed, "sharing consent recorded");
+        consent_state(&row).ok_or(ServiceError::NotFound)
+    }
+
+    // --------------------------------------------------------------------------------------------
+    // Audit
+
+    /// `GET /v1/audit?patient=BSN`: the patient's entries that concern the caller's organisation.
+    pub async fn audit(&self, caller: &Caller, patient: Option<&str>) -> Result<AuditList> {
+        Self::require(caller, Scope::AuditRead)?;
+        let raw = patient.ok_or_else(|| ServiceError::Malformed("query parameter `patient` (a BSN) is required".into()))?;
+        let bsn = Bsn::parse(raw).map_err(|e| ServiceError::Malformed(format!("query parameter `patient`: {e}")))?;
+        if !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
+            return Err(ServiceError::NotFound);
+        }
+        let entries = audit::patient_entries(&self.db, bsn.as_str(), Some(caller.org.as_str())).await?;
+        let now = clock::now();
+        let event = AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.as_str().to_owned()),
+            object_type: "audit-log".into(),
+            ..self.event(caller, Scope::AuditRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
+        };
+        self.append_alone(&[event]).await?;
+        Ok(AuditList { patient: PatientRef { bsn: bsn.as_str().to_owned() }, entries: entries.iter().map(audit::nen7513_json).collect() })
+    }
+}
+
+/// Intake, with a panic in a reader (a gateway bug) turned into a refusal instead of a dropped
+/// connection: no input may take the service down or answer with a 500.
+fn read_record(bytes: &[u8]) -> Option<intake::Intake> {
+    match std::panic::catch_unwind(|| intake::read(bytes)) {
+        Ok(i) => Some(i),
+        Err(_) => {
+            tracing::error!("intake panicked on a record; refused with 422");
+            None
+        }
+    }
+}
+
+fn consent_state(row: &ConsentRow) -> Option<ConsentState> {
+    let stored = stored_consent(row)?;
+    let by = OrgId::try_from(row.recorded_by.clone()).ok()?;
+    Some(ConsentState {
+        view: ConsentView {
+            patient: PatientRef { bsn: row.patient_bsn.clone() },
+            decision: row.decision.clone(),
+            scope: row.scope.clone(),
+            source: row.source.clone(),
+            recorded_at: row.recorded_at.clone(),
+            recorded_by: row.recorded_by.clone(),
+            actors: stored.actors.as_ref().map(|a| a.iter().map(ToString::to_string).collect()),
+            period_end: row.period_end.clone(),
+        },
+        fhir: consent::to_fhir(&row.patient_bsn, &stored, &by),
+    })
+}
+
+/// Shared handle for the api layer.
+pub type SharedGateway = Arc<Gateway>;

@@ -1,0 +1,254 @@
+//! Starting and stopping the service: database, clients, spool, listener (HTTP or HTTPS with
+//! optional client certificates), and graceful shutdown.
+//!
+//! [`Server::start`] is what `acp-gateway serve` runs and what the tests start in-process on
+//! `127.0.0.1:0`; [`run`] adds the signal handling: on SIGTERM or SIGINT the listener stops accepting,
+//! in-flight requests get `server.shutdown_grace_seconds` to finish, and the process exits 0.
+
+use std::future::IntoFuture;
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use sha2::{Digest, Sha256};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use crate::config::{Config, TlsConfig};
+use crate::service::model::{Client, OrgId, Scope};
+use crate::routing::Channel;
+use crate::service::{clock, Gateway};
+use crate::store::{Db, DbOptions};
+
+/// The development organisation's URA: a placeholder no real organisation has.
+pub const DEV_ORG_URA: &str = "00000001";
+
+/// A running gateway.
+pub struct Server {
+    pub addr: SocketAddr,
+    /// The development client's token, when the development client is in use.
+    pub dev_token: Option<String>,
+    pub gateway: Arc<Gateway>,
+    pub tls: bool,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+/// Opens the configured database and brings its schema up to date.
+pub async fn open_db(cfg: &Config, create: bool) -> Result<Db, String> {
+    let url = cfg.database_url();
+    let opts = DbOptions {
+        max_connections: cfg.database.max_connections,
+        sqlite_synchronous: cfg.database.sqlite_synchronous.clone(),
+        create,
+    };
+    let db = Db::connect(&url, &opts).await.map_err(|e| format!("{e} ({})", crate::store::redact(&url)))?;
+    if create {
+        db.migrate().await.map_err(|e| e.to_string())?;
+    }
+    Ok(db)
+}
+
+/// The configured clients, or the development client (with its token) when none are configured.
+fn clients(cfg: &Config) -> Result<(Vec<Client>, Option<String>), String> {
+    if !cfg.clients.is_empty() {
+        let mut out = Vec::new();
+        for c in &cfg.clients {
+            let mut hash = [0u8; 32];
+            hex::decode_to_slice(&c.token_sha256, &mut hash).map_err(|e| format!("client {}: {e}", c.id))?;
+            out.push(Client {
+                id: c.id.clone(),
+                org: c.organization.org_id()?,
+                org_name: c.organization.name.clone(),
+                role: c.role.clone(),
+                token_sha256: hash,
+                scopes: c.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+            });
+        }
+        return Ok((out, None));
+    }
+    let token = dev_token(&cfg.dev_token_path())?;
+    tracing::warn!(path = %cfg.dev_token_path().display(), "no clients configured: using the development client");
+    let client = Client {
+        id: "development".into(),
+        org: OrgId::ura(DEV_ORG_URA)?,
+        org_name: Some("Development organisation".into()),
+        role: "medisch-specialist".into(),
+        token_sha256: Sha256::digest(token.as_bytes()).into(),
+        scopes: Scope::ALL.to_vec(),
+    };
+    Ok((vec![client], Some(token)))
+}
+
+/// The development token: the one in the file if there is one (so scripts keep working across
+/// restarts), else a new random one written there with mode 0600. The gateway keeps only its hash.
+fn dev_token(path: &Path) -> Result<String, String> {
+    if let Ok(existing) = std::fs::read_to_string(path) {
+        let t = existing.trim();
+        if t.len() >= 32 {
+            return Ok(t.to_owned());
+        }
+    }
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    let token = clock::new_secret();
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    let mut f = opts.open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    writeln!(f, "{token}").map_err(|e| format!("{}: {e}", path.display()))?;
+    Ok(token)
+}
+
+fn tls_config(tls: &TlsConfig) -> Result<rustls::ServerConfig, String> {
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| format!("tls: {e}"))?;
+    let builder = match &tls.client_ca {
+        Some(ca) => {
+            let mut roots = rustls::RootCertStore::empty();
+            for cert in CertificateDer::pem_file_iter(ca).map_err(|e| format!("{}: {e}", ca.display()))? {
+                roots.add(cert.map_err(|e| format!("{}: {e}", ca.display()))?).map_err(|e| format!("{}: {e}", ca.display()))?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider)
+                .build()
+                .map_err(|e| format!("tls client_ca: {e}"))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+        None => builder.with_no_client_auth(),
+    };
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|it| it.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| format!("{}: {e}", tls.cert.display()))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key).map_err(|e| format!("{}: {e}", tls.key.display()))?;
+    let mut cfg = builder.with_single_cert(certs, key).map_err(|e| format!("tls: {e}"))?;
+    cfg.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(cfg)
+}
+
+impl Server {
+    /// Opens everything and starts listening; returns once the listener is bound.
+    pub async fn start(cfg: &Config) -> Result<Server, String> {
+        let db = open_db(cfg, true).await?;
+        let (clients, dev_token) = clients(cfg)?;
+        let spool = cfg.spool_dir();
+        for ch in Channel::ALL {
+            let dir = spool.join(ch.key());
+            std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        }
+        let gateway = Arc::new(Gateway::new(db, clients, cfg.audit.source_id.clone()));
+        let tls = cfg.server.tls.as_ref().map(tls_config).transpose()?;
+        let mtls = cfg.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
+        let app = crate::api::app(gateway.clone(), mtls).into_make_service_with_connect_info::<SocketAddr>();
+        let grace = Duration::from_secs(cfg.server.shutdown_grace_seconds);
+        let (tx, rx) = oneshot::channel::<()>();
+
+        let listener = std::net::TcpListener::bind(&cfg.server.listen).map_err(|e| format!("listen {}: {e}", cfg.server.listen))?;
+        listener.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let is_tls = tls.is_some();
+        let task = match tls {
+            None => {
+                let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+                tokio::spawn(async move {
+                    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+                    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
+                        let _ = rx.await;
+                        let _ = stop_tx.send(());
+                    });
+                    let mut serve = std::pin::pin!(serve.into_future());
+                    tokio::select! {
+                        r = &mut serve => return r.map_err(|e| e.to_string()),
+                        _ = stop_rx => {}
+                    }
+                    // Stopped accepting; in-flight requests get the grace period.
+                    match tokio::time::timeout(grace, serve).await {
+                        Ok(r) => r.map_err(|e| e.to_string()),
+                        Err(_) => {
+                            tracing::warn!("shutdown grace period over; abandoning in-flight requests");
+                            Ok(())
+                        }
+                    }
+                })
+            }
+            Some(tls) => {
+                let handle = axum_server::Handle::<SocketAddr>::new();
+                let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)))
+                    .map_err(|e| e.to_string())?
+                    .handle(handle.clone());
+                tokio::spawn(async move {
+                    tokio::spawn(async move {
+                        let _ = rx.await;
+                        handle.graceful_shutdown(Some(grace));
+                    });
+                    server.serve(app).await.map_err(|e| e.to_string())
+                })
+            }
+        };
+        tracing::info!(%addr, tls = is_tls, mtls, database = ?gateway.db.backend, "acp-gateway listening");
+        Ok(Server { addr, dev_token, gateway, tls: is_tls, shutdown: Some(tx), task })
+    }
+
+    /// The base URL (`http://127.0.0.1:PORT`).
+    pub fn url(&self) -> String {
+        format!("{}://{}", if self.tls { "https" } else { "http" }, self.addr)
+    }
+
+    /// Stops accepting, lets in-flight requests finish, closes the database.
+    pub async fn stop(mut self) -> Result<(), String> {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        let r = (&mut self.task).await.map_err(|e| e.to_string())?;
+        self.gateway.db.close().await;
+        r
+    }
+}
+
+/// Runs until SIGTERM or SIGINT, then drains and returns.
+pub async fn run(cfg: Config) -> Result<(), String> {
+    let server = Server::start(&cfg).await?;
+    if server.dev_token.is_some() {
+        eprintln!(
+            "acp-gateway: listening on {} with the development client; its token is in {}",
+            server.url(),
+            cfg.dev_token_path().display()
+        );
+    }
+    shutdown_signal().await;
+    tracing::info!("shutdown requested: draining");
+    server.stop().await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}

@@ -1,0 +1,143 @@
+//! What the API answers with: the JSON shapes of handovers, routes, consents and problems. Their
+//! `ToSchema` derives feed the OpenAPI document, so the document describes exactly these types.
+
+use serde::Serialize;
+use serde_json::Value;
+use utoipa::ToSchema;
+
+use crate::service::model::RouteStatus;
+use crate::validate::{Location, Problem};
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct PatientRef {
+    pub bsn: String,
+}
+
+/// A handover as its sender (or a recipient) sees it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoverView {
+    pub id: String,
+    pub patient: PatientRef,
+    pub context: String,
+    /// The sender as it was sent (role, organization, practitioner).
+    #[schema(value_type = Object)]
+    pub sender: Value,
+    /// The input form detected (`uniform-record`, `questionnaire-response`, `fhir-json`, `fhir-xml`).
+    pub input_form: String,
+    /// Form item 8b as recorded (`agreed`, `unknown`), absent when not recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sharing_consent: Option<String>,
+    pub created_at: String,
+    pub routes: Vec<RouteView>,
+    /// Warnings of validation (missing recommended items): accepted, but worth fixing.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ProblemItem>,
+}
+
+/// One route: one recipient over one channel.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct RouteView {
+    pub id: String,
+    /// The recipient as it was sent (role, organization, name, endpoints).
+    #[schema(value_type = Object)]
+    pub recipient: Value,
+    pub channel: String,
+    pub status: RouteStatus,
+    /// Why the route has its status (e.g. the consent decision that blocks it).
+    pub reason: Option<String>,
+    pub attempts: i64,
+    pub next_attempt_at: Option<String>,
+    pub last_error: Option<String>,
+    pub consent: ConsentDecisionView,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentDecisionView {
+    pub permit: bool,
+    pub reason: String,
+    pub decided_at: String,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct HandoverList {
+    pub handovers: Vec<HandoverView>,
+}
+
+/// The patient's sharing consent as recorded through the API (the simple JSON form).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentView {
+    pub patient: PatientRef,
+    /// `permit`, `deny` or `withdrawn`.
+    pub decision: String,
+    /// Always `patient-privacy`.
+    pub scope: String,
+    /// `fhir-consent`, `simple-json` or `api-delete`.
+    pub source: String,
+    pub recorded_at: String,
+    /// The organisation that recorded it.
+    pub recorded_by: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actors: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub period_end: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct AuditList {
+    pub patient: PatientRef,
+    /// Entries with NEN 7513 field names, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    pub entries: Vec<Value>,
+}
+
+/// One problem of an RFC 9457 problem document's `errors` list.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemItem {
+    /// JSON pointer into the request body.
+    pub pointer: String,
+    pub message: String,
+    pub severity: String,
+    /// The FHIR issue type (`required`, `value`, `code-invalid`, ...).
+    pub code: String,
+    /// FHIRPath of the problem inside a FHIR record.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expression: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub line: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<u64>,
+}
+
+/// An RFC 9457 problem document.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ProblemDocument {
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub title: String,
+    pub status: u16,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub errors: Vec<ProblemItem>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<ProblemItem>,
+}
+
+/// A problem with its location in the body: JSON pointers as they are; FHIRPath and line/column
+/// locations (which intake gives for FHIR and XML records) point at `/record` and say where inside.
+pub fn problem_item(p: &Problem) -> ProblemItem {
+    let (pointer, expression, line, column) = match &p.location {
+        Location::JsonPointer(ptr) => (ptr.clone(), None, None, None),
+        Location::FhirPath(path) => ("/record".to_owned(), Some(path.clone()), None, None),
+        Location::Document { line, column } => ("/record".to_owned(), None, *line, *column),
+    };
+    ProblemItem {
+        pointer,
+        message: p.message.clone(),
+        severity: p.severity.as_str().to_owned(),
+        code: p.issue_type.as_str().to_owned(),
+        expression,
+        line,
+        column,
+    }
+}
