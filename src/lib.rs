@@ -1,18 +1,21 @@
 //! The ACP handover gateway: carries the national uniform Advance Care Planning record (proactieve
 //! zorgplanning) from one care provider to the next, correctly and only with the patient's consent.
 //!
-//! A record travels through the modules in this order; no module reaches back up the chain:
+//! A handover travels through the modules in this order; no module reaches back up the chain:
 //!
 //! ```text
-//! cli ─► intake ─► record ─► validate ─► render
-//!        (uniform JSON,   (the model)  (field and    (record JSON,
-//!         QuestionnaireResponse,        record rules)  OperationOutcome, ...)
-//!         FHIR JSON/XML)
+//! api / cli ─► intake ─► record ─► validate ─► consent ─► routing ─► render ─► store (outbox)
+//!              (uniform   (the      (field and   (the       (the       (record JSON, FHIR,
+//!               JSON, QR,  model)    record       gate)      handover   QuestionnaireResponse,
+//!               FHIR JSON            rules)                  table)     letter, Edifact)
+//!               and XML)
+//!                        audit (NEN 7513 hash chain) alongside every stage
 //! ```
 //!
-//! `mappings` loads the code tables and canonicals from `mappings/`; `fhir` holds the FHIR plumbing
-//! (the XML form) that intake and render share. Consent, routing, the outbox and delivery follow as
-//! later stages (see `../shared/spec/architecture.md`).
+//! `mappings` loads the code tables, the route table's companions and the canonicals from `mappings/`;
+//! `fhir` holds the FHIR R4 model and the XML form that intake and render share; `edifact` the
+//! interchange syntax. `service` ties the stages together for `serve`; `store` is the only module that
+//! speaks SQL. Delivery over real channels (the outbox worker) is the next stage.
 
 pub mod cli;
 pub mod edifact;
@@ -24,7 +27,6 @@ pub mod render;
 pub mod routing;
 pub mod validate;
 
-// The service (serve, store, consent, audit): added by the service issue.
 pub mod api;
 pub mod audit;
 pub mod config;

@@ -11,7 +11,8 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand, ValueEnum};
 
 use crate::intake::{self, Intake};
-use crate::record::Bsn;
+use crate::record::{AcpRecord, Bsn};
+use crate::routing::{self, Channel, Context, Role, RouteTable};
 use crate::render;
 use crate::validate::{Problem, Severity};
 
@@ -51,7 +52,86 @@ enum Command {
         /// Write the output here instead of standard output.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// The sending role (for channel outputs; checked against the handover table).
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        sender: Option<Role>,
+        /// The receiving role (for channel outputs; checked against the handover table).
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        recipient: Option<Role>,
+        /// Channel settings (TOML with sections as in mappings/channels.toml, e.g. [edifact]);
+        /// without it the documented placeholders apply.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Edifact: the UNB recipient id (the GP's mailbox); overrides the config.
+        #[arg(long)]
+        edifact_recipient: Option<String>,
+        /// Edifact: the UNB sender id; overrides the config.
+        #[arg(long)]
+        edifact_sender: Option<String>,
+        /// Edifact: the Medeur message (medvri, the default, or medspe); overrides the config.
+        #[arg(long, value_enum)]
+        edifact_message: Option<MedeurArg>,
+        /// FHIR: a `transaction` Bundle (default; PUTs with stable ids) or a `collection`.
+        #[arg(long, value_enum, default_value_t = BundleArg::Transaction)]
+        bundle: BundleArg,
     },
+    /// Print the regional handover table, or the route(s) for one combination (exit 1: no route).
+    Routes {
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        sender: Option<Role>,
+        #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
+        recipient: Option<Role>,
+        #[arg(long, value_parser = |s: &str| s.parse::<Context>())]
+        context: Option<Context>,
+        /// A deployment's own route table instead of mappings/routes.toml.
+        #[arg(long)]
+        table: Option<PathBuf>,
+    },
+    /// Run the gateway service (HTTP API) until SIGTERM/SIGINT.
+    Serve {
+        /// TOML configuration; without it: loopback 127.0.0.1:8080, SQLite in ./acp-gateway-data/.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// `text` for people, `json` for one JSON object per log line.
+        #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+        log_format: LogFormatArg,
+    },
+    /// The audit trail (NEN 7513): verify its hash chain, or export one patient's entries.
+    Audit {
+        #[command(subcommand)]
+        command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Check the hash chain end to end: exit 0 intact, 1 broken (prints the first bad entry).
+    Verify {
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+    /// Print one patient's entries (NEN 7513 field names; `--format fhir` for IHE BALP AuditEvents).
+    Export {
+        /// The patient's BSN.
+        #[arg(long)]
+        patient: String,
+        #[arg(long, value_enum, default_value_t = AuditFormat::Json)]
+        format: AuditFormat,
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormatArg {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum AuditFormat {
+    Json,
+    Fhir,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -64,6 +144,39 @@ enum Format {
 enum OutputFormat {
     /// The canonical uniform record JSON.
     Record,
+    /// A FHIR R4 Bundle of IKNL PZP resources, JSON.
+    FhirJson,
+    /// The same Bundle as FHIR XML.
+    FhirXml,
+    /// A QuestionnaireResponse answering the national form ACP-zib2020.
+    QuestionnaireResponse,
+    /// The Medeur Edifact interchange (MEDVRI, or MEDSPE on request) for the GP's mailbox.
+    Edifact,
+    /// The clinical letter text (Dutch) that every human-readable channel carries.
+    Letter,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum MedeurArg {
+    Medvri,
+    Medspe,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum BundleArg {
+    Transaction,
+    Collection,
+}
+
+/// The `translate` options that shape a channel's output.
+struct ChannelOptions {
+    sender: Option<Role>,
+    recipient: Option<Role>,
+    config: Option<PathBuf>,
+    edifact_recipient: Option<String>,
+    edifact_sender: Option<String>,
+    edifact_message: Option<MedeurArg>,
+    bundle: BundleArg,
 }
 
 pub fn run() -> ExitCode {
@@ -76,7 +189,35 @@ pub fn run() -> ExitCode {
     };
     let code = match cli.command {
         Command::Validate { files, format } => validate(&files, format),
-        Command::Translate { file, to, bsn, out } => translate(&file, to, bsn.as_deref(), out.as_deref()),
+        Command::Translate {
+            file,
+            to,
+            bsn,
+            out,
+            sender,
+            recipient,
+            config,
+            edifact_recipient,
+            edifact_sender,
+            edifact_message,
+            bundle,
+        } => {
+            let options =
+                ChannelOptions { sender, recipient, config, edifact_recipient, edifact_sender, edifact_message, bundle };
+            translate(&file, to, bsn.as_deref(), out.as_deref(), &options)
+        }
+        Command::Routes { sender, recipient, context, table } => routes(sender, recipient, context, table.as_deref()),
+        Command::Serve { config, log_format } => crate::service::commands::serve(
+            config.as_deref(),
+            match log_format {
+                LogFormatArg::Text => crate::telemetry::LogFormat::Text,
+                LogFormatArg::Json => crate::telemetry::LogFormat::Json,
+            },
+        ),
+        Command::Audit { command: AuditCommand::Verify { config } } => crate::service::commands::audit_verify(config.as_deref()),
+        Command::Audit { command: AuditCommand::Export { patient, format, config } } => {
+            crate::service::commands::audit_export(config.as_deref(), &patient, format == AuditFormat::Fhir)
+        }
     };
     ExitCode::from(code)
 }
@@ -143,7 +284,7 @@ fn print_problems(path: &Path, problems: &[Problem]) {
     }
 }
 
-fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path>) -> u8 {
+fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path>, options: &ChannelOptions) -> u8 {
     let bsn = match bsn.map(Bsn::parse).transpose() {
         Ok(b) => b,
         Err(e) => {
@@ -173,8 +314,12 @@ fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path
             _ => record.patient.bsn = Some(bsn),
         }
     }
-    let rendered = match to {
-        OutputFormat::Record => render::record_json::render(&record),
+    let rendered = match render_output(&record, to, options) {
+        Ok(r) => r,
+        Err((status, message)) => {
+            eprintln!("acp-gateway: {message}");
+            return status;
+        }
     };
     let written = match out {
         Some(p) => std::fs::write(p, rendered.as_bytes()).map_err(|e| format!("{}: {e}", p.display())),
@@ -185,6 +330,110 @@ fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path
         Err(e) => {
             eprintln!("acp-gateway: cannot write {e}");
             EXIT_USAGE
+        }
+    }
+}
+
+/// The channel a `translate` output belongs to, for checking `--sender/--recipient` against the table.
+fn channel_of(to: OutputFormat) -> Option<Channel> {
+    match to {
+        OutputFormat::Edifact => Some(Channel::Edifact),
+        _ => None,
+    }
+}
+
+fn render_output(record: &AcpRecord, to: OutputFormat, options: &ChannelOptions) -> Result<String, (u8, String)> {
+    // A channel output for a sender/recipient pair the handover table does not route that way is
+    // refused, as the service would refuse it.
+    if let (Some(channel), Some(sender), Some(recipient)) = (channel_of(to), options.sender, options.recipient) {
+        let table = RouteTable::load();
+        let offered = Context::ALL.iter().any(|c| {
+            table.resolve(sender, recipient, *c).is_ok_and(|channels| channels.contains(&channel))
+        });
+        if !offered {
+            return Err((
+                EXIT_INVALID,
+                format!("the regional handover table (mappings/routes.toml) has no {channel} route from {sender} to {recipient}"),
+            ));
+        }
+    }
+    let config = match &options.config {
+        Some(p) => Some(std::fs::read_to_string(p).map_err(|e| (EXIT_USAGE, format!("cannot read {}: {e}", p.display())))?),
+        None => None,
+    };
+    Ok(match to {
+        OutputFormat::Record => render::record_json::render(record),
+        OutputFormat::FhirJson | OutputFormat::FhirXml => {
+            let kind = match options.bundle {
+                BundleArg::Transaction => render::fhir::BundleKind::Transaction,
+                BundleArg::Collection => render::fhir::BundleKind::Collection,
+            };
+            let bundle = render::fhir::bundle(record, kind);
+            if to == OutputFormat::FhirJson {
+                render::fhir::to_json(&bundle)
+            } else {
+                render::fhir::to_xml(&bundle)
+            }
+        }
+        OutputFormat::QuestionnaireResponse => {
+            let mut s = serde_json::to_string_pretty(&render::questionnaire::render(record))
+                .map_err(|e| (EXIT_USAGE, e.to_string()))?;
+            s.push('\n');
+            s
+        }
+        OutputFormat::Letter => render::letter::render(record),
+        OutputFormat::Edifact => {
+            use render::edifact::{EdifactSettings, MedeurMessage, Stamp};
+            let mut settings = match &config {
+                Some(text) => EdifactSettings::from_toml(text).map_err(|e| (EXIT_USAGE, e.to_string()))?,
+                None => EdifactSettings::default(),
+            };
+            if let Some(m) = &options.edifact_recipient {
+                settings.recipient_mailbox = m.clone();
+            }
+            if let Some(m) = &options.edifact_sender {
+                settings.sender_mailbox = m.clone();
+            }
+            if let Some(m) = options.edifact_message {
+                settings.message = match m {
+                    MedeurArg::Medvri => MedeurMessage::Medvri,
+                    MedeurArg::Medspe => MedeurMessage::Medspe,
+                };
+            }
+            // Reproducible builds' convention: the preparation time comes from SOURCE_DATE_EPOCH when
+            // set, otherwise from the record; never from the wall clock.
+            if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+                settings.prepared_at = Some(Stamp::from_unix_seconds(secs));
+            }
+            settings.check().map_err(|e| (EXIT_USAGE, e.to_string()))?;
+            render::edifact::render(record, &settings)
+        }
+    })
+}
+
+fn routes(sender: Option<Role>, recipient: Option<Role>, context: Option<Context>, table: Option<&Path>) -> u8 {
+    let table = match table {
+        Some(p) => match RouteTable::from_file(p) {
+            Ok(t) => t,
+            Err(e) => {
+                eprintln!("acp-gateway: {e}");
+                return EXIT_USAGE;
+            }
+        },
+        None => RouteTable::load(),
+    };
+    if sender.is_none() && recipient.is_none() && context.is_none() {
+        print!("{}", routing::render_table(&table));
+        return EXIT_OK;
+    }
+    match routing::render_routes(&table, sender, recipient, context) {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("acp-gateway: {e}");
+            EXIT_INVALID
         }
     }
 }

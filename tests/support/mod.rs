@@ -9,7 +9,7 @@ pub mod arb;
 use std::path::{Path, PathBuf};
 
 use acp_gateway::intake::{self, Intake};
-use acp_gateway::record::{AcpRecord, ContactPerson, LegalCapacity, Professional, Representative, NAMED_TREATMENTS};
+use acp_gateway::record::{Answer, Coded, AcpRecord, ContactPerson, LegalCapacity, Professional, Representative, NAMED_TREATMENTS};
 use acp_gateway::validate::{Problem, Severity};
 use serde_json::Value;
 
@@ -106,6 +106,14 @@ pub fn questionnaire_projection(r: &AcpRecord) -> AcpRecord {
         d.discussed_on = None;
     }
     r.advance_directives.clear();
+    // One "Anders, namelijk" item per repeating choice: it goes with the first "Anders" answer.
+    if let Some(rep) = &mut r.representative {
+        one_other_text(&mut rep.roles);
+    }
+    if let Some(p) = &mut r.present {
+        one_other_text(&mut p.roles);
+        one_other_text(&mut p.relationships);
+    }
     if r.present.as_ref().is_some_and(|p| !p.patient && p.roles.is_empty() && p.relationships.is_empty()) {
         r.present = None;
     }
@@ -122,4 +130,18 @@ pub fn questionnaire_projection(r: &AcpRecord) -> AcpRecord {
         r.first_contact = None;
     }
     r
+}
+
+/// A repeating choice as a QuestionnaireResponse carries it: the first "Anders" text, on the first
+/// "Anders" answer.
+fn one_other_text<T: Coded>(list: &mut [Answer<T>]) {
+    let text = list.iter().find_map(|a| a.other_text().map(str::to_owned));
+    let mut first = true;
+    for a in list.iter_mut() {
+        if a.value().is_other() {
+            let t = if first { text.clone() } else { None };
+            first = false;
+            *a = Answer::new(a.value(), t).expect("'other' takes a text");
+        }
+    }
 }
