@@ -1,1 +1,0 @@
-//! Hand-written FHIR R4 resources and datatypes: just those the gateway emits.
