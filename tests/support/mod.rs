@@ -145,3 +145,17 @@ fn one_other_text<T: Coded>(list: &mut [Answer<T>]) {
         }
     }
 }
+
+/// The record as a FHIR Bundle can carry it: everything, except sections that say nothing at all (an
+/// empty legal-capacity answer; a presence that only says the patient was not there, which FHIR
+/// expresses by leaving `Encounter.subject` out and so cannot tell from "not recorded").
+pub fn fhir_projection(r: &AcpRecord) -> AcpRecord {
+    let mut r = r.clone();
+    if r.legal_capacity == Some(LegalCapacity::default()) {
+        r.legal_capacity = None;
+    }
+    if r.present.as_ref().is_some_and(|p| !p.patient && p.roles.is_empty() && p.relationships.is_empty()) {
+        r.present = None;
+    }
+    r
+}
