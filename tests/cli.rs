@@ -115,3 +115,15 @@ fn translate_refuses_invalid_input_with_the_validate_messages() {
     assert!(o.stdout.is_empty());
     assert!(String::from_utf8_lossy(&o.stderr).contains("/date_filled_in"));
 }
+
+#[test]
+fn bench_translate_reports_records_per_second() {
+    let o = run(&["bench", "translate", "--input", &shared_qr(), "--seconds", "0.2"]);
+    assert_eq!(o.status.code(), Some(0), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = stdout(&o);
+    assert!(out.contains("records/s"), "{out}");
+    let words: Vec<&str> = out.split_whitespace().collect();
+    let at = words.iter().position(|w| *w == "records").expect("a record count");
+    let records: u64 = words[at - 1].parse().expect("a number before 'records'");
+    assert!(records > 0, "{out}");
+}

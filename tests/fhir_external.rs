@@ -34,8 +34,14 @@ fn every_fixture_bundle_passes_an_independent_fhir_validator() {
     let dir = std::env::temp_dir().join(format!("acp-gateway-fhir-external-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let mut files: Vec<PathBuf> = Vec::new();
-    let fixtures = uniform_fixtures();
+    let mut fixtures = uniform_fixtures();
     assert!(fixtures.len() >= 8);
+    // The shared reference examples too: the IKNL QuestionnaireResponse and the Nictiz XML examples.
+    let qr = "../shared/reference/iknl-pzp-r4/resources/QuestionnaireResponse-HendrikHartman-20201001.json";
+    fixtures.push(("iknl-qr.json".to_owned(), std::fs::read(crate_path(qr)).unwrap()));
+    for (name, bytes) in support::files_in("../shared/reference/nictiz-zib2020/examples", "xml") {
+        fixtures.push((format!("nictiz-{}", name.replace(".xml", ".json")), bytes));
+    }
     for (name, bytes) in &fixtures {
         let record = read_valid(name, bytes);
         let stem = name.trim_end_matches(".json");

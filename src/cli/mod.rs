@@ -75,6 +75,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = BundleArg::Transaction)]
         bundle: BundleArg,
     },
+    /// Measure the gateway's own throughput (figures on standard output).
+    Bench {
+        #[command(subcommand)]
+        command: BenchCommand,
+    },
     /// Print the regional handover table, or the route(s) for one combination (exit 1: no route).
     Routes {
         #[arg(long, value_parser = |s: &str| s.parse::<Role>())]
@@ -100,6 +105,19 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: AuditCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BenchCommand {
+    /// Records per second for parse → validate → FHIR JSON render of one input, on one core.
+    Translate {
+        /// The input (any input form), e.g. the shared QuestionnaireResponse.
+        #[arg(long)]
+        input: PathBuf,
+        /// How long to measure.
+        #[arg(long, default_value_t = 5.0)]
+        seconds: f64,
     },
 }
 
@@ -206,6 +224,7 @@ pub fn run() -> ExitCode {
                 ChannelOptions { sender, recipient, config, edifact_recipient, edifact_sender, edifact_message, bundle };
             translate(&file, to, bsn.as_deref(), out.as_deref(), &options)
         }
+        Command::Bench { command: BenchCommand::Translate { input, seconds } } => bench_translate(&input, seconds),
         Command::Routes { sender, recipient, context, table } => routes(sender, recipient, context, table.as_deref()),
         Command::Serve { config, log_format } => crate::service::commands::serve(
             config.as_deref(),
@@ -436,4 +455,38 @@ fn routes(sender: Option<Role>, recipient: Option<Role>, context: Option<Context
             EXIT_INVALID
         }
     }
+}
+
+/// `bench translate`: the whole per-record path a translation takes, timed in one thread. The output
+/// of each round is consumed (its length summed) so the optimiser cannot drop the work.
+fn bench_translate(path: &Path, seconds: f64) -> u8 {
+    let bytes = match read_input(path) {
+        Ok(b) => b,
+        Err(e) => {
+            eprintln!("acp-gateway: cannot read {e}");
+            return EXIT_USAGE;
+        }
+    };
+    if intake::read(&bytes).valid_record().is_none() {
+        eprintln!("acp-gateway: {} is not a valid record; run validate first", path.display());
+        return EXIT_INVALID;
+    }
+    let budget = std::time::Duration::from_secs_f64(seconds.max(0.1));
+    let start = std::time::Instant::now();
+    let (mut records, mut out_bytes) = (0u64, 0usize);
+    while start.elapsed() < budget {
+        let result = intake::read(&bytes);
+        if let Some(record) = result.valid_record() {
+            let bundle = render::fhir::bundle(record, render::fhir::BundleKind::Transaction);
+            out_bytes += render::fhir::to_json(&bundle).len();
+            records += 1;
+        }
+    }
+    let elapsed = start.elapsed().as_secs_f64();
+    println!(
+        "translate (parse -> validate -> FHIR JSON): {records} records in {elapsed:.2} s = {:.0} records/s ({} bytes of FHIR JSON per record)",
+        records as f64 / elapsed,
+        out_bytes / records.max(1) as usize
+    );
+    EXIT_OK
 }
