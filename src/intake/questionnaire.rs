@@ -926,13 +926,27 @@ pub(crate) mod form {
         ),
     ];
 
+    /// linkId -> position in [`ITEMS`], built once: the writer looks items up several times per item
+    /// (text, parent, order), which a scan of the table made quadratic.
+    fn index() -> &'static std::collections::HashMap<&'static str, usize> {
+        static INDEX: OnceLock<std::collections::HashMap<&'static str, usize>> = OnceLock::new();
+        INDEX.get_or_init(|| {
+            let mut index = std::collections::HashMap::with_capacity(ITEMS.len());
+            for (n, i) in ITEMS.iter().enumerate() {
+                // The first row wins, as a scan would find it (linkIds are unique in the Questionnaire).
+                index.entry(i.link).or_insert(n);
+            }
+            index
+        })
+    }
+
     pub(crate) fn item(link: &str) -> Option<&'static Item> {
-        ITEMS.iter().find(|i| i.link == link)
+        index().get(link).map(|&n| &ITEMS[n])
     }
 
     /// The position of an item in the Questionnaire's order (unknown items last).
     pub(crate) fn position(link: &str) -> usize {
-        ITEMS.iter().position(|i| i.link == link).unwrap_or(usize::MAX)
+        index().get(link).copied().unwrap_or(usize::MAX)
     }
 
     /// The item and its enclosing items, innermost first.

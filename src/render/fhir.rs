@@ -578,8 +578,15 @@ impl<'r> Builder<'r> {
         b.copy_from_slice(&d[..16]);
         b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom (hash-derived)
         b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
-        let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
-        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
+        // 8-4-4-4-12 hex digits, written directly: ids are made for every resource and reference.
+        let mut id = String::with_capacity(36);
+        for (i, x) in b.iter().enumerate() {
+            if matches!(i, 4 | 6 | 8 | 10) {
+                id.push('-');
+            }
+            crate::render::questionnaire::push_hex(&mut id, *x);
+        }
+        id
     }
 
     fn reference(&self, resource_type: &str, role: &str) -> Reference {
@@ -1142,16 +1149,19 @@ impl<'r> Builder<'r> {
     /// The record as the national form, which carries what the profiles cannot (7a/7b, 8b, 8a "Nee",
     /// ICD "Nee"/"Nog onbekend"). Its subject is also linked to the Patient of the Bundle.
     fn questionnaire_response(&mut self) {
-        let value = crate::render::questionnaire::render(self.r);
-        // Read from a borrow: the response is the Bundle's largest resource, not worth a copy.
+        let mut value = crate::render::questionnaire::render(self.r);
+        // The item tree is the Bundle's largest part and stays JSON in the model: it is moved over as
+        // is, and only the small rest is read (from a borrow) into the model.
+        let items = match value.as_object_mut().and_then(|m| m.shift_remove("item")) {
+            Some(serde_json::Value::Array(items)) => items,
+            _ => Vec::new(),
+        };
         let mut qr = <fhir::QuestionnaireResponse as serde::Deserialize>::deserialize(&value).unwrap_or_else(|_| {
             // The questionnaire renderer writes standard QuestionnaireResponse JSON; should that ever
             // change shape, the items (the content) still travel.
-            fhir::QuestionnaireResponse {
-                item: value.get("item").and_then(|i| i.as_array()).cloned().unwrap_or_default(),
-                ..Default::default()
-            }
+            fhir::QuestionnaireResponse::default()
         });
+        qr.item = items;
         qr.id = Some(self.id(role::QUESTIONNAIRE_RESPONSE));
         let identifier = qr.subject.take().and_then(|s| s.identifier);
         qr.subject = Some(Reference { identifier, ..self.patient.clone() });

@@ -67,8 +67,37 @@ fn subject_identifier(patient: &Patient) -> Option<Value> {
 
 /// A FHIR id from the content: the first 128 bits of the SHA-256 of the resource without its id.
 fn content_id(body: &Map<String, Value>) -> String {
-    let digest = Sha256::digest(Value::Object(body.clone()).to_string().as_bytes());
-    digest.iter().take(16).map(|b| format!("{b:02x}")).collect()
+    // A map serialises exactly as `Value::Object` of it does (compact), so hashing it in place spares
+    // a copy of the whole item tree and of its JSON text.
+    let mut hasher = HashWriter(Sha256::new());
+    serde_json::to_writer(&mut hasher, body).expect("a JSON map serialises");
+    let digest = hasher.0.finalize();
+    let mut id = String::with_capacity(32);
+    for b in &digest[..16] {
+        push_hex(&mut id, *b);
+    }
+    id
+}
+
+/// Feeds serialised bytes straight into a hash.
+struct HashWriter(Sha256);
+
+impl std::io::Write for HashWriter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.update(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+/// Appends a byte as two lower-case hex digits (what `{:02x}` writes, without a formatter per byte).
+pub(crate) fn push_hex(out: &mut String, b: u8) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.push(DIGITS[usize::from(b >> 4)] as char);
+    out.push(DIGITS[usize::from(b & 0x0f)] as char);
 }
 
 /// An item being written.
