@@ -152,6 +152,20 @@ fn check_time(t: &str) -> Result<(), &'static str> {
     Ok(())
 }
 
+/// The proleptic Gregorian calendar date `(year, month, day)` of a day number counted from 1970-01-01
+/// (H. Hinnant's `civil_from_days`). Used where a moment is given as a Unix time (`SOURCE_DATE_EPOCH`).
+pub fn civil_from_days(days: i64) -> (i64, i64, i64) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
 impl fmt::Display for FhirDate {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.text)

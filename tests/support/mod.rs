@@ -13,6 +13,7 @@ use acp_gateway::record::{Answer, Coded, AcpRecord, ContactPerson, LegalCapacity
 use acp_gateway::validate::{Problem, Severity};
 use serde_json::Value;
 
+#[allow(unused_imports)] // not every test crate that includes this module generates records
 pub use arb::arb_record;
 
 /// A path inside the project.
