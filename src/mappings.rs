@@ -1,8 +1,10 @@
 //! The data tables in `mappings/`, embedded at build time and parsed once.
 //!
 //! Code tables, identifier systems and canonical URLs are data, not code: a new IKNL release or a new
-//! code is a change to a TOML file. This is the one module that reads those files; everything else asks
-//! it by key. The files are embedded (not read at run time) so that the binary needs no installation
+//! code is a change to a TOML file. This module reads the tables the record and intake share
+//! (`valuesets`, `naming-systems`, `canonicals`); tables that belong to one output are embedded beside
+//! their single reader (`routes.toml` in `routing`, `profiles.toml` / `fhir-output.toml` in
+//! `render::fhir`, `channels.toml` in `render::edifact`, the letter template in `render::letter`). The files are embedded (not read at run time) so that the binary needs no installation
 //! directory and `translate` is the same on every machine. Their consistency with the record's enums is
 //! checked by the unit tests at the bottom of this file.
 

@@ -578,15 +578,12 @@ impl<'r> Builder<'r> {
         b.copy_from_slice(&d[..16]);
         b[6] = (b[6] & 0x0f) | 0x80; // version 8: custom (hash-derived)
         b[8] = (b[8] & 0x3f) | 0x80; // RFC 9562 variant
-        // 8-4-4-4-12 hex digits, written directly: ids are made for every resource and reference.
-        let mut id = String::with_capacity(36);
-        for (i, x) in b.iter().enumerate() {
-            if matches!(i, 4 | 6 | 8 | 10) {
-                id.push('-');
-            }
-            crate::render::questionnaire::push_hex(&mut id, *x);
-        }
-        id
+        // 8-4-4-4-12 hex digits; encoded into a stack buffer, since ids are made for every resource
+        // and reference.
+        let mut hex = [0u8; 32];
+        hex::encode_to_slice(b, &mut hex).expect("16 bytes fill exactly 32 hex digits");
+        let hex = std::str::from_utf8(&hex).expect("hex digits are ASCII");
+        format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
     }
 
     fn reference(&self, resource_type: &str, role: &str) -> Reference {

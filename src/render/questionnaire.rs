@@ -71,12 +71,7 @@ fn content_id(body: &Map<String, Value>) -> String {
     // a copy of the whole item tree and of its JSON text.
     let mut hasher = HashWriter(Sha256::new());
     serde_json::to_writer(&mut hasher, body).expect("a JSON map serialises");
-    let digest = hasher.0.finalize();
-    let mut id = String::with_capacity(32);
-    for b in &digest[..16] {
-        push_hex(&mut id, *b);
-    }
-    id
+    hex::encode(&hasher.0.finalize()[..16])
 }
 
 /// Feeds serialised bytes straight into a hash.
@@ -91,13 +86,6 @@ impl std::io::Write for HashWriter {
     fn flush(&mut self) -> std::io::Result<()> {
         Ok(())
     }
-}
-
-/// Appends a byte as two lower-case hex digits (what `{:02x}` writes, without a formatter per byte).
-pub(crate) fn push_hex(out: &mut String, b: u8) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.push(DIGITS[usize::from(b >> 4)] as char);
-    out.push(DIGITS[usize::from(b & 0x0f)] as char);
 }
 
 /// An item being written.
