@@ -29,6 +29,7 @@ pub mod validate;
 
 pub mod api;
 pub mod audit;
+pub mod channels;
 pub mod config;
 pub mod consent;
 pub mod service;

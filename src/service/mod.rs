@@ -414,7 +414,8 @@ impl Gateway {
                 updated_at: now.clone(),
             };
             store::insert_route(&mut tx, &route).await?;
-            store::insert_message(&mut tx, &route.id, pr.message.content_type, pr.message.renderer, &pr.message.body, &now).await?;
+            let (body, encoding) = pr.message.body.stored();
+            store::insert_message(&mut tx, &route.id, pr.message.content_type, pr.message.renderer, &body, encoding, &now).await?;
             events.push(self.consent_event(caller, scope, &now, &bsn, &route, &decision));
             events.push(self.status_event(caller, scope, &now, &bsn, &route, None, status, route.reason.as_deref()));
             routes.push(route);

@@ -18,7 +18,44 @@ pub struct RenderedMessage {
     pub content_type: &'static str,
     /// Which renderer made it (stored with the message, for the operator and for replays).
     pub renderer: &'static str,
-    pub body: String,
+    pub body: Body,
+}
+
+/// A message body: text for every channel but the print queue's PDF.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Body {
+    Text(String),
+    Binary(Vec<u8>),
+}
+
+impl Body {
+    /// The body as the `messages` table keeps it: the text itself, or base64 of the bytes, with the
+    /// encoding that says which (`utf-8` | `base64`).
+    pub fn stored(&self) -> (std::borrow::Cow<'_, str>, &'static str) {
+        use base64::Engine as _;
+        match self {
+            Body::Text(t) => (std::borrow::Cow::Borrowed(t), "utf-8"),
+            Body::Binary(b) => (std::borrow::Cow::Owned(base64::engine::general_purpose::STANDARD.encode(b)), "base64"),
+        }
+    }
+
+    /// Reads a stored body back; `None` when the encoding is unknown or the base64 is damaged.
+    pub fn from_stored(body: String, encoding: &str) -> Option<Body> {
+        use base64::Engine as _;
+        match encoding {
+            "utf-8" => Some(Body::Text(body)),
+            "base64" => base64::engine::general_purpose::STANDARD.decode(body.as_bytes()).ok().map(Body::Binary),
+            _ => None,
+        }
+    }
+
+    /// The bytes a channel moves.
+    pub fn as_bytes(&self) -> &[u8] {
+        match self {
+            Body::Text(t) => t.as_bytes(),
+            Body::Binary(b) => b,
+        }
+    }
 }
 
 /// Why a message cannot be made for this recipient.
@@ -49,23 +86,23 @@ pub fn render_route(channel: Channel, record: &AcpRecord, recipient: &Value) -> 
             RenderedMessage {
                 content_type: "application/edifact",
                 renderer: "edifact (Medeur MEDVRI/MEDSPE)",
-                body: edifact::render(record, &settings),
+                body: Body::Text(edifact::render(record, &settings)),
             }
         }
         Channel::Fhir => RenderedMessage {
             content_type: "application/fhir+json",
             renderer: "fhir (IKNL PZP transaction Bundle)",
-            body: fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Transaction)),
+            body: Body::Text(fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Transaction))),
         },
         Channel::Dossier => RenderedMessage {
             content_type: "application/fhir+json",
             renderer: "dossier (FHIR collection Bundle of the whole record)",
-            body: fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Collection)),
+            body: Body::Text(fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Collection))),
         },
         Channel::Post | Channel::SecureMail | Channel::Zorgdomein | Channel::Mdo => RenderedMessage {
             content_type: "text/plain; charset=utf-8",
             renderer: "letter text (the channel's packaging is still to come)",
-            body: letter::render(record),
+            body: Body::Text(letter::render(record)),
         },
     })
 }

@@ -346,13 +346,15 @@ pub async fn insert_message(
     content_type: &str,
     renderer: &str,
     body: &str,
+    encoding: &str,
     created_at: &str,
 ) -> Result<(), sqlx::Error> {
-    sqlx::query("INSERT INTO messages (route_id, content_type, renderer, body, created_at) VALUES ($1, $2, $3, $4, $5)")
+    sqlx::query("INSERT INTO messages (route_id, content_type, renderer, body, encoding, created_at) VALUES ($1, $2, $3, $4, $5, $6)")
         .bind(route_id)
         .bind(content_type)
         .bind(renderer)
         .bind(body)
+        .bind(encoding)
         .bind(created_at)
         .execute(&mut **tx)
         .await?;

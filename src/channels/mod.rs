@@ -1,0 +1,73 @@
+//! Channels: the adapters that move a rendered message to its recipient (the outbox's sinks).
+//!
+//! A route's message is rendered once, at intake, by `crate::render` (through
+//! `service::render::render_route`) and stored; a sink only moves those bytes: into the local spool, over
+//! SMTP, over HTTPS, onto the worklist. Keeping the rendering out of the sinks means a retry or a replay
+//! sends exactly what was rendered and audited, and a new transport never touches clinical content.
+//!
+//! Every sink answers the same way, so that the outbox worker owns the one retry policy:
+//! [`Failure::Transient`] (try again later: connection refused, timeout, 5xx, 408/429) or
+//! [`Failure::Permanent`] (trying again cannot help: a 4xx with the server's OperationOutcome, an SMTP
+//! server without STARTTLS, a recipient without an address). A sink must be safe to call again for the
+//! same [`Outgoing::delivery_key`] after a crash: the spool overwrites the same file name, mail carries a
+//! stable Message-ID, HTTPS uses a stable id or a conditional create.
+
+pub mod https;
+pub mod smtp;
+
+use std::future::Future;
+use std::pin::Pin;
+
+use serde_json::Value;
+
+use crate::routing::Channel;
+
+/// A boxed future, so that sinks can sit behind `dyn Sink`.
+pub type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One delivery attempt's message.
+#[derive(Debug, Clone)]
+pub struct Outgoing<'a> {
+    pub handover_id: &'a str,
+    pub route_id: &'a str,
+    /// The route's channel in the handover table's terms (`edifact`, `secure-mail`, ...).
+    pub channel: Channel,
+    /// The recipient object of the handover (`role`, `organization`, `name`, `endpoints`), for the
+    /// addresses a sink needs (`endpoints.email`, `endpoints.fhir`, ...).
+    pub recipient: &'a Value,
+    pub content_type: &'a str,
+    pub body: &'a [u8],
+    /// Stable for every attempt of one delivery (the route id, or the route id and replay number):
+    /// the receiver's deduplication key.
+    pub delivery_key: &'a str,
+}
+
+/// What the receiver said when it took the message (kept as the route's delivery detail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Receipt {
+    pub detail: String,
+}
+
+/// Why an attempt failed, and whether another attempt can help.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Failure {
+    #[error("{0}")]
+    Transient(String),
+    #[error("{0}")]
+    Permanent(String),
+}
+
+impl Failure {
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, Failure::Permanent(_))
+    }
+}
+
+/// A transport for rendered messages.
+pub trait Sink: Send + Sync {
+    /// The sink's kind as configuration names it (`spool`, `smtp`, `https`, `worklist`).
+    fn kind(&self) -> &'static str;
+
+    /// Delivers one message; must not panic on any input.
+    fn deliver<'a>(&'a self, msg: &'a Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, Failure>>;
+}
