@@ -9,6 +9,7 @@
 pub mod edifact;
 pub mod fhir;
 pub mod letter;
+pub mod mail;
 pub mod outcome;
 pub mod packaging;
 pub mod pdf;
