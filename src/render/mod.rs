@@ -6,6 +6,7 @@
 //! referral package), `dossier` (the FHIR document of the whole record) and `worklist` (the MDO item);
 //! `packaging` holds what they share (parties, dates, the route key behind stable ids).
 
+pub mod dossier;
 pub mod edifact;
 pub mod fhir;
 pub mod letter;
@@ -15,3 +16,5 @@ pub mod packaging;
 pub mod pdf;
 pub mod questionnaire;
 pub mod record_json;
+pub mod worklist;
+pub mod zorgdomein;
