@@ -74,6 +74,10 @@ enum Command {
         /// FHIR: a `transaction` Bundle (default; PUTs with stable ids) or a `collection`.
         #[arg(long, value_enum, default_value_t = BundleArg::Transaction)]
         bundle: BundleArg,
+        /// The parties of a channel output (pdf, mail, zorgdomein, dossier, mdo), as the API envelope
+        /// would give them; without them the placeholders of mappings/packaging.toml apply.
+        #[command(flatten)]
+        parties: PartyArgs,
     },
     /// Measure the gateway's own throughput (figures on standard output).
     Bench {
@@ -172,6 +176,74 @@ enum OutputFormat {
     Edifact,
     /// The clinical letter text (Dutch) that every human-readable channel carries.
     Letter,
+    /// The A4 PDF letter for the print queue (post).
+    Pdf,
+    /// The secure e-mail (MIME, message/rfc822): the letter as text and the PDF as attachment.
+    Mail,
+    /// The ZorgDomein referral package: a FHIR document Bundle with the ICPC A20 referral and the PDF.
+    Zorgdomein,
+    /// The dossier for a nursing-home admission: a FHIR document Bundle of the whole record.
+    Dossier,
+    /// The MDO worklist item (GP to district nursing): a FHIR Task.
+    Mdo,
+}
+
+/// `translate`: who sends and who receives, for the address blocks, the mail headers and the suggested
+/// ZorgDomein recipient.
+#[derive(Debug, Clone, Default, clap::Args)]
+struct PartyArgs {
+    /// The sending organisation's name.
+    #[arg(long)]
+    sender_organization: Option<String>,
+    /// The sending organisation's AGB code.
+    #[arg(long)]
+    sender_agb: Option<String>,
+    /// The sending professional's name.
+    #[arg(long)]
+    sender_name: Option<String>,
+    /// The sender's e-mail address (the mail's From).
+    #[arg(long)]
+    sender_email: Option<String>,
+    /// The receiving professional's name.
+    #[arg(long)]
+    recipient_name: Option<String>,
+    /// The receiving organisation's name.
+    #[arg(long)]
+    recipient_organization: Option<String>,
+    /// The receiving organisation's AGB code (the ZorgDomein package suggests the recipient by it).
+    #[arg(long)]
+    recipient_agb: Option<String>,
+    /// The recipient's e-mail address (the mail's To).
+    #[arg(long)]
+    recipient_email: Option<String>,
+}
+
+impl PartyArgs {
+    /// The two parties as the API envelope writes them, so that `translate` renders exactly what the
+    /// service would for the same envelope.
+    fn envelope(&self, sender: Option<Role>, recipient: Option<Role>) -> (serde_json::Value, serde_json::Value) {
+        use serde_json::{json, Map, Value};
+        fn put(map: &mut Map<String, Value>, pointer: &[&str], value: &Option<String>) {
+            let Some(v) = value else { return };
+            let mut m = map;
+            for key in &pointer[..pointer.len() - 1] {
+                m = m.entry(*key).or_insert_with(|| json!({})).as_object_mut().expect("an object");
+            }
+            m.insert(pointer[pointer.len() - 1].to_owned(), Value::String(v.clone()));
+        }
+        let (mut s, mut r) = (Map::new(), Map::new());
+        put(&mut s, &["role"], &sender.map(|x| x.to_string()));
+        put(&mut s, &["organization", "name"], &self.sender_organization);
+        put(&mut s, &["organization", "agb"], &self.sender_agb);
+        put(&mut s, &["practitioner", "name"], &self.sender_name);
+        put(&mut s, &["endpoints", "email"], &self.sender_email);
+        put(&mut r, &["role"], &recipient.map(|x| x.to_string()));
+        put(&mut r, &["name"], &self.recipient_name);
+        put(&mut r, &["organization", "name"], &self.recipient_organization);
+        put(&mut r, &["organization", "agb"], &self.recipient_agb);
+        put(&mut r, &["endpoints", "email"], &self.recipient_email);
+        (Value::Object(s), Value::Object(r))
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -195,6 +267,7 @@ struct ChannelOptions {
     edifact_sender: Option<String>,
     edifact_message: Option<MedeurArg>,
     bundle: BundleArg,
+    parties: PartyArgs,
 }
 
 pub fn run() -> ExitCode {
@@ -219,9 +292,11 @@ pub fn run() -> ExitCode {
             edifact_sender,
             edifact_message,
             bundle,
+            parties,
         } => {
-            let options =
-                ChannelOptions { sender, recipient, config, edifact_recipient, edifact_sender, edifact_message, bundle };
+            let options = ChannelOptions {
+                sender, recipient, config, edifact_recipient, edifact_sender, edifact_message, bundle, parties,
+            };
             translate(&file, to, bsn.as_deref(), out.as_deref(), &options)
         }
         Command::Bench { command: BenchCommand::Translate { input, seconds } } => bench_translate(&input, seconds),
@@ -341,8 +416,8 @@ fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path
         }
     };
     let written = match out {
-        Some(p) => std::fs::write(p, rendered.as_bytes()).map_err(|e| format!("{}: {e}", p.display())),
-        None => std::io::stdout().lock().write_all(rendered.as_bytes()).map_err(|e| e.to_string()),
+        Some(p) => std::fs::write(p, &rendered).map_err(|e| format!("{}: {e}", p.display())),
+        None => std::io::stdout().lock().write_all(&rendered).map_err(|e| e.to_string()),
     };
     match written {
         Ok(()) => EXIT_OK,
@@ -357,11 +432,21 @@ fn translate(path: &Path, to: OutputFormat, bsn: Option<&str>, out: Option<&Path
 fn channel_of(to: OutputFormat) -> Option<Channel> {
     match to {
         OutputFormat::Edifact => Some(Channel::Edifact),
+        OutputFormat::Pdf => Some(Channel::Post),
+        OutputFormat::Mail => Some(Channel::SecureMail),
+        OutputFormat::Zorgdomein => Some(Channel::Zorgdomein),
+        OutputFormat::Dossier => Some(Channel::Dossier),
+        OutputFormat::Mdo => Some(Channel::Mdo),
         _ => None,
     }
 }
 
-fn render_output(record: &AcpRecord, to: OutputFormat, options: &ChannelOptions) -> Result<String, (u8, String)> {
+/// `SOURCE_DATE_EPOCH` (reproducible builds' convention), when set: the time a channel output is dated.
+fn source_date_epoch() -> Option<i64> {
+    std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok())
+}
+
+fn render_output(record: &AcpRecord, to: OutputFormat, options: &ChannelOptions) -> Result<Vec<u8>, (u8, String)> {
     // A channel output for a sender/recipient pair the handover table does not route that way is
     // refused, as the service would refuse it.
     if let (Some(channel), Some(sender), Some(recipient)) = (channel_of(to), options.sender, options.recipient) {
@@ -421,13 +506,28 @@ fn render_output(record: &AcpRecord, to: OutputFormat, options: &ChannelOptions)
             }
             // Reproducible builds' convention: the preparation time comes from SOURCE_DATE_EPOCH when
             // set, otherwise from the record; never from the wall clock.
-            if let Some(secs) = std::env::var("SOURCE_DATE_EPOCH").ok().and_then(|s| s.trim().parse::<i64>().ok()) {
+            if let Some(secs) = source_date_epoch() {
                 settings.prepared_at = Some(Stamp::from_unix_seconds(secs));
             }
             settings.check().map_err(|e| (EXIT_USAGE, e.to_string()))?;
             render::edifact::render(record, &settings)
         }
-    })
+        OutputFormat::Pdf | OutputFormat::Mail | OutputFormat::Zorgdomein | OutputFormat::Dossier | OutputFormat::Mdo => {
+            return packaged(record, to, options);
+        }
+    }
+    .into_bytes())
+}
+
+/// The packaged channels, rendered through the service's own route renderer from the envelope the
+/// flags describe, so `translate` gives the bytes the service would store for the same handover.
+fn packaged(record: &AcpRecord, to: OutputFormat, options: &ChannelOptions) -> Result<Vec<u8>, (u8, String)> {
+    let channel = channel_of(to).ok_or((EXIT_USAGE, "not a channel output".to_owned()))?;
+    let (sender, recipient) = options.parties.envelope(options.sender, options.recipient);
+    let ctx = crate::service::render::RouteContext { sender: &sender, recipient_index: 0, source_date_epoch: source_date_epoch() };
+    crate::service::render::render_route(channel, record, &recipient, &ctx)
+        .map(|m| m.body.as_bytes().to_vec())
+        .map_err(|e| (EXIT_USAGE, format!("cannot render the {channel} message: {}", e.message)))
 }
 
 fn routes(sender: Option<Role>, recipient: Option<Role>, context: Option<Context>, table: Option<&Path>) -> u8 {

@@ -559,7 +559,7 @@ impl Gateway {
                 }
             };
             for channel in channels {
-                match render::render_route(channel, &record, &recipient.raw) {
+                match render::render_route(channel, &record, &recipient.raw, &render::RouteContext { sender: &envelope.sender.raw, recipient_index: i, source_date_epoch: None }) {
                     Ok(message) => routes.push(PreparedRoute { recipient: recipient.clone(), channel, message }),
                     Err(e) => problems.push(problem(
                         IssueType::Required,

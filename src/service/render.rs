@@ -1,15 +1,16 @@
 //! The one place where a route's message is rendered for its channel.
 //!
 //! Every channel's bytes come from the same validated record through the renderers in
-//! `crate::render`; this module only picks the renderer and the recipient's settings. Channels whose
-//! packaging is still to come (ZorgDomein referral package, MIME secure mail, PDF for the print queue,
-//! MDO worklist item) get the clinical letter text or the FHIR Bundle they will wrap, labelled as such in
-//! [`RenderedMessage::renderer`] so that nobody mistakes it for the final format.
+//! `crate::render`; this module only picks the renderer and reads the parties' settings from the
+//! envelope ([`RouteContext`] carries the sender and the recipient's position, from which the stable
+//! Message-ID and document ids are derived: route ids do not exist yet when a handover is rendered).
 //! A [`RenderError`] with a pointer becomes a 422 naming the recipient's member.
 
 use serde_json::Value;
 
 use crate::record::AcpRecord;
+pub use crate::render::packaging::RouteContext;
+use crate::render::packaging::{route_key, Moment, Party, Route};
 use crate::routing::Channel;
 
 /// A message ready for its channel.
@@ -68,8 +69,31 @@ pub struct RenderError {
 }
 
 /// Renders the record for one route.
-pub fn render_route(channel: Channel, record: &AcpRecord, recipient: &Value) -> Result<RenderedMessage, RenderError> {
-    use crate::render::{edifact, fhir, letter};
+pub fn render_route(
+    channel: Channel,
+    record: &AcpRecord,
+    recipient: &Value,
+    ctx: &RouteContext<'_>,
+) -> Result<RenderedMessage, RenderError> {
+    use crate::render::{dossier, edifact, fhir, letter, mail, pdf, worklist, zorgdomein};
+    let date = Moment::for_message(record, ctx.source_date_epoch);
+    let sender = Party::from_json(ctx.sender);
+    let to = Party::from_json(recipient);
+    // Lazily: the Edifact and FHIR channels need neither the key nor the parties.
+    let route = || Route {
+        sender: &sender,
+        recipient: &to,
+        date,
+        key: route_key(record, recipient, ctx, channel),
+        recipient_index: ctx.recipient_index,
+    };
+    // The PDF is identified as the post route's letter on every channel that carries it, so the mail
+    // attachment and the ZorgDomein DocumentReference are byte for byte the letter the print queue gets.
+    let make_pdf = || {
+        let document_id = hex::encode(route_key(record, recipient, ctx, Channel::Post));
+        pdf::render(record, &pdf::PdfLetter { sender: &sender, recipient: &to, date, document_id })
+            .map_err(|e| RenderError { recipient_pointer: None, message: e.to_string() })
+    };
     Ok(match channel {
         Channel::Edifact => {
             let mut settings = edifact::EdifactSettings::default();
@@ -94,15 +118,39 @@ pub fn render_route(channel: Channel, record: &AcpRecord, recipient: &Value) -> 
             renderer: "fhir (IKNL PZP transaction Bundle)",
             body: Body::Text(fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Transaction))),
         },
+        Channel::Post => RenderedMessage {
+            content_type: "application/pdf",
+            renderer: "pdf (A4 letter, PDF/A-2u)",
+            body: Body::Binary(make_pdf()?),
+        },
+        Channel::SecureMail => {
+            let message = mail::render(&letter::render(record), &make_pdf()?, &route()).map_err(|e| RenderError {
+                recipient_pointer: Some("/endpoints/email".to_owned()),
+                message: e.to_string(),
+            })?;
+            RenderedMessage {
+                content_type: "message/rfc822",
+                renderer: "secure mail (MIME, letter + PDF)",
+                body: Body::Text(message),
+            }
+        }
+        Channel::Zorgdomein => {
+            let package = zorgdomein::bundle(record, &route(), &letter::render(record), &make_pdf()?);
+            RenderedMessage {
+                content_type: "application/fhir+json",
+                renderer: "zorgdomein (FHIR document Bundle, ICPC A20 referral)",
+                body: Body::Text(fhir::to_json(&package)),
+            }
+        }
         Channel::Dossier => RenderedMessage {
             content_type: "application/fhir+json",
-            renderer: "dossier (FHIR collection Bundle of the whole record)",
-            body: Body::Text(fhir::to_json(&fhir::bundle(record, fhir::BundleKind::Collection))),
+            renderer: "dossier (FHIR document Bundle of the whole record)",
+            body: Body::Text(fhir::to_json(&dossier::bundle(record, &route(), &letter::render(record)))),
         },
-        Channel::Post | Channel::SecureMail | Channel::Zorgdomein | Channel::Mdo => RenderedMessage {
-            content_type: "text/plain; charset=utf-8",
-            renderer: "letter text (the channel's packaging is still to come)",
-            body: Body::Text(letter::render(record)),
+        Channel::Mdo => RenderedMessage {
+            content_type: "application/fhir+json",
+            renderer: "mdo (FHIR Task worklist item)",
+            body: Body::Text(worklist::to_json(&worklist::task(record, &route(), &letter::render(record)))),
         },
     })
 }
