@@ -10,14 +10,15 @@
 //!
 //! Choices:
 //! - **PDF/A-2u** (archival, every glyph mapped to Unicode so the text can be extracted and searched)
-//!   through krilla's validator. A free text with a character DejaVu Sans lacks (an emoji) cannot be
-//!   PDF/A (no `.notdef` glyph is allowed); such a letter is written as a plain PDF 1.7 instead, with the
-//!   same text and layout, rather than altering what the record says.
+//!   through krilla's validator. A character DejaVu Sans lacks (an emoji, CJK) is printed as its code
+//!   point, `[U+1F642]`, not as an empty box that hides it. Should the validator still refuse a letter,
+//!   it is written as a plain PDF 1.7 with the same text and layout: the letter must print.
 //! - **Keep-together**: a letter item (a line and the lines indented under it: a treatment limit with its
 //!   explanation and date) is never split over two pages unless it is longer than a page, so a decision
 //!   and its restriction are read together and `pdftotext` finds a restriction in one piece.
 //! - Lines wrap at word boundaries (a word wider than the line is cut); wrapped lines keep their item's
-//!   indentation plus two spaces. Tabs become spaces; nothing else in the text is changed.
+//!   indentation plus two spaces. Tabs become spaces, runs of spaces inside a line one space (the
+//!   whitespace a reader cannot see anyway); no other character is changed.
 //! - **Deterministic**: no clock. The document date and the PDF's creation date are the
 //!   [`Moment`] the caller gives (SOURCE_DATE_EPOCH or the conversation date); the document id is derived
 //!   from the route key, so the same handover gives the same bytes.
@@ -100,6 +101,23 @@ impl Metrics {
         let charmap = self.font.charmap();
         text.chars().all(|c| c.is_control() || charmap.map(c).is_some())
     }
+
+    /// The text with every character the font cannot draw written as its code point, `[U+1F642]`:
+    /// an empty box would hide what the record says, the code point keeps it recoverable. Tabs become
+    /// four spaces; other control characters, which print as nothing, are dropped.
+    fn printable(&self, text: &str) -> String {
+        let charmap = self.font.charmap();
+        let mut out = String::with_capacity(text.len());
+        for c in text.chars() {
+            match c {
+                '\t' => out.push_str("    "),
+                c if c.is_control() => {}
+                c if charmap.map(c).is_some() => out.push(c),
+                c => out.push_str(&format!("[U+{:04X}]", c as u32)),
+            }
+        }
+        out
+    }
 }
 
 /// One printed line: its x offset (from the indentation) and its text.
@@ -112,7 +130,6 @@ struct Line {
 /// Wraps one line of the letter to the body width.
 fn wrap(source: &str, width: f32) -> Vec<Line> {
     let m = Metrics::get();
-    let source = source.replace('\t', "    ");
     let lead = source.len() - source.trim_start_matches(' ').len();
     let space = m.width(" ", BODY_SIZE);
     let first_indent = lead as f32 * space;
@@ -221,10 +238,11 @@ pub struct PdfError(String);
 
 /// The A4 letter for a record.
 pub fn render(record: &AcpRecord, letter_info: &PdfLetter<'_>) -> Result<Vec<u8>, PdfError> {
-    let text = letter::render(record);
+    let m = Metrics::get();
+    let text: String = letter::render(record).lines().map(|l| m.printable(l) + "\n").collect();
     let d = defaults();
-    let header_lines = head(record, letter_info);
-    let archival = Metrics::get().covers(&text) && header_lines.iter().all(|l| Metrics::get().covers(l));
+    let header_lines: Vec<String> = head(record, letter_info).iter().map(|l| m.printable(l)).collect();
+    let archival = m.covers(&text) && header_lines.iter().all(|l| m.covers(l));
     match write(&text, letter_info, &header_lines, archival) {
         Ok(bytes) => Ok(bytes),
         // The validator refused something the font check did not foresee: the letter must still
@@ -339,6 +357,13 @@ mod tests {
         assert_eq!(joined.join(" "), long.trim());
         let huge = "x".repeat(500);
         assert_eq!(wrap(&huge, 300.0).iter().map(|l| l.text.as_str()).collect::<String>(), huge);
+    }
+
+    #[test]
+    fn characters_the_font_lacks_print_as_code_points() {
+        let m = Metrics::get();
+        assert_eq!(m.printable("géén\t🙂 ≤ 48 uur\u{7}"), "géén    [U+1F642] ≤ 48 uur");
+        assert!(m.covers(&m.printable("中文 🙂")));
     }
 
     #[test]
