@@ -101,7 +101,10 @@ pub fn quoted_printable(text: &str) -> String {
         for (i, &b) in bytes.iter().enumerate() {
             let last = i + 1 == bytes.len();
             // Spaces and tabs are literal except at the end of a line, where transport may strip them.
-            let literal = (b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=';
+            // A line starting "From " or "." is written encoded, so that mbox ("From " becomes
+            // ">From ") and naive SMTP dot handling cannot change the letter (RFC 2049 §3).
+            let guarded = i == 0 && (b == b'.' || line.starts_with("From "));
+            let literal = !guarded && ((b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=');
             let piece = if literal { (b as char).to_string() } else { format!("={b:02X}") };
             // Room for the soft break "=" at the end of a line.
             if col + piece.len() > 75 {
@@ -177,6 +180,7 @@ mod tests {
         let qp = quoted_printable("Patiënt = ja \nregel  \n".repeat(20).as_str());
         assert!(qp.split("\r\n").all(|l| l.len() <= 76), "{qp}");
         assert!(qp.contains("Pati=C3=ABnt =3D ja=20\r\n"));
+        assert_eq!(quoted_printable("From here\n.\n"), "=46rom here\r\n=2E\r\n");
         let long = quoted_printable(&"ééééé".repeat(30));
         assert!(long.split("\r\n").all(|l| l.len() <= 76));
     }
