@@ -663,3 +663,67 @@ fn the_fhir_packagings_pass_an_independent_fhir_validator() {
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+// --- the service's route renderer --------------------------------------------------------------------------
+
+#[test]
+fn the_service_stores_each_channel_with_its_content_type() {
+    use acp_gateway::service::render::{render_route, Body, RouteContext};
+    let (_, _, record) = fixture_paths().remove(0);
+    let sender =
+        serde_json::json!({"role": "specialist-ouderengeneeskunde", "organization": {"name": "Zorggroep West"}});
+    let recipient = serde_json::json!({"role": "huisarts", "endpoints": {"email": "praktijk@example.nl"}});
+    let ctx = RouteContext { sender: &sender, recipient_index: 1, source_date_epoch: None };
+    for (channel, content_type, binary) in [
+        (Channel::Post, "application/pdf", true),
+        (Channel::SecureMail, "message/rfc822", false),
+        (Channel::Zorgdomein, "application/fhir+json", false),
+        (Channel::Dossier, "application/fhir+json", false),
+        (Channel::Mdo, "application/fhir+json", false),
+    ] {
+        let m = render_route(channel, &record, &recipient, &ctx).unwrap_or_else(|e| panic!("{channel}: {}", e.message));
+        assert_eq!(m.content_type, content_type, "{channel}");
+        assert_eq!(matches!(m.body, Body::Binary(_)), binary, "{channel}");
+    }
+    // The Message-ID names the recipient's position: another position, another Message-ID.
+    let mail = |i: usize| {
+        let ctx = RouteContext { recipient_index: i, ..ctx };
+        let m = render_route(Channel::SecureMail, &record, &recipient, &ctx).unwrap();
+        String::from_utf8(m.body.as_bytes().to_vec())
+            .unwrap()
+            .lines()
+            .find(|l| l.starts_with("Message-ID:"))
+            .unwrap()
+            .to_owned()
+    };
+    assert!(mail(1).contains(".1@"), "{}", mail(1));
+    assert_ne!(mail(1), mail(2));
+    // An address that could forge a header is refused, naming the recipient's member.
+    let bad = serde_json::json!({"role": "huisarts", "endpoints": {"email": "a@b.nl>\r\nBcc: x@y.nl"}});
+    let e = render_route(Channel::SecureMail, &record, &bad, &ctx).unwrap_err();
+    assert_eq!(e.recipient_pointer.as_deref(), Some("/endpoints/email"));
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig { cases: 24, ..proptest::prelude::ProptestConfig::default() })]
+
+    /// Whatever a restriction says, the letter prints as PDF/A and the mail carries it: no free text can
+    /// make a channel fail or fall out of its format.
+    #[test]
+    fn any_restriction_prints_and_mails(restriction in "\\PC{1,200}") {
+        use acp_gateway::service::render::{render_route, RouteContext};
+        let Ok(decision) = Decision::new(DecisionCode::PerformWithRestrictions, Some(restriction.clone())) else {
+            return Ok(());
+        };
+        let mut record = fixture_paths().remove(0).2;
+        record.treatment_limits.resuscitation = Some(TreatmentLimit { decision, explanation: None, discussed_on: None });
+        let sender = serde_json::json!({"role": "specialist-ouderengeneeskunde"});
+        let recipient = serde_json::json!({"role": "huisarts"});
+        let ctx = RouteContext { sender: &sender, recipient_index: 0, source_date_epoch: None };
+        let pdf = render_route(Channel::Post, &record, &recipient, &ctx).unwrap();
+        proptest::prop_assert!(String::from_utf8_lossy(pdf.body.as_bytes()).contains("<pdfaid:part>2</pdfaid:part>"));
+        let mail = render_route(Channel::SecureMail, &record, &recipient, &ctx).unwrap();
+        let text = String::from_utf8(mail.body.as_bytes().to_vec()).unwrap();
+        proptest::prop_assert!(text.split("\r\n").all(|l| l.len() <= 78 && l.is_ascii()));
+    }
+}
