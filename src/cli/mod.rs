@@ -76,8 +76,9 @@ enum Command {
         bundle: BundleArg,
         /// The parties of a channel output (pdf, mail, zorgdomein, dossier, mdo), as the API envelope
         /// would give them; without them the placeholders of mappings/packaging.toml apply.
+        // Boxed: eight strings would make this variant much larger than the others.
         #[command(flatten)]
-        parties: PartyArgs,
+        parties: Box<PartyArgs>,
     },
     /// Measure the gateway's own throughput (figures on standard output).
     Bench {
@@ -267,7 +268,7 @@ struct ChannelOptions {
     edifact_sender: Option<String>,
     edifact_message: Option<MedeurArg>,
     bundle: BundleArg,
-    parties: PartyArgs,
+    parties: Box<PartyArgs>,
 }
 
 pub fn run() -> ExitCode {
