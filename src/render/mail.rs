@@ -12,7 +12,8 @@
 //! - **Date** from SOURCE_DATE_EPOCH or the conversation date, never the clock.
 //! - **Boundary** `=_acp_<hex>`, derived from the key as well; it cannot occur in quoted-printable
 //!   (which writes `=` as `=3D`) or base64 content.
-//! - Lines end in CRLF and stay within 76 characters (RFC 2045), also in headers (folded).
+//! - Lines end in CRLF; body lines stay within 76 characters (RFC 2045), header lines within 78
+//!   (RFC 5322, folded).
 //!
 //! S/MIME (CMS EnvelopedData/SignedData) is not done here: delivery through an NTA 7516 provider
 //! protects the message in transit; encryption for a recipient's certificate is left for when
@@ -102,7 +103,7 @@ pub fn quoted_printable(text: &str) -> String {
             let last = i + 1 == bytes.len();
             // Spaces and tabs are literal except at the end of a line, where transport may strip them.
             // A line starting "From " or "." is written encoded, so that mbox ("From " becomes
-            // ">From ") and naive SMTP dot handling cannot change the letter (RFC 2049 §3).
+            // ">From ") and naive SMTP dot handling cannot change the letter (RFC 2049's guidelines).
             let guarded = i == 0 && (b == b'.' || line.starts_with("From "));
             let literal = !guarded && ((b == b' ' || b == b'\t') && !last || (33..=126).contains(&b) && b != b'=');
             let piece = if literal { (b as char).to_string() } else { format!("={b:02X}") };
