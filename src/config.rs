@@ -134,9 +134,86 @@ pub struct ChannelEndpoint {
     /// `spool` (default), `https`, `smtp`, ... (the delivery worker decides which it supports).
     #[serde(default = "default_sink")]
     pub sink: String,
-    /// Where to: a URL, a mailbox, a directory; meaning depends on the sink.
+    /// Where to: a URL, a mailbox, a directory; meaning depends on the sink. For `https`, the URL used
+    /// when the recipient has no endpoint of the channel's kind; for `smtp`, the relay as `host[:port]`
+    /// when `host` is not set.
     #[serde(default)]
     pub target: Option<String>,
+    // --- smtp (channels::smtp): the relay, always over STARTTLS ---
+    /// SMTP relay host name; also the name its certificate must carry.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// SMTP port; default 587 (submission).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Envelope and header From address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A fixed envelope To (an Edifact mail service's intake address, for example) instead of the
+    /// recipient's `endpoints.email`; `{edifact}` in it is replaced by the recipient's Edifact mailbox.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The gateway's mail domain: the right-hand side of Message-IDs and the EHLO name.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// SMTP AUTH user; AUTH is used only when this is set.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP AUTH password (prefer `password_env`, so the secret is not in the file).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The environment variable holding the SMTP AUTH password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Most SMTP connections kept open for reuse; default 8.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    // --- smtp and https: TLS and time limits ---
+    /// PEM file of the CA certificates to trust instead of the built-in (webpki) roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds before a connection, an SMTP command or an HTTPS request is given up (a transient
+    /// failure); fractions allowed. Default 30.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    // --- https (channels::https) ---
+    /// PEM client certificate chain for mutual TLS (with `client_key`).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Bearer token sent as `Authorization: Bearer ...` (prefer `bearer_token_env`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// The environment variable holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+}
+
+impl Default for ChannelEndpoint {
+    /// The spool, and every transport setting unset.
+    fn default() -> Self {
+        ChannelEndpoint {
+            sink: default_sink(),
+            target: None,
+            host: None,
+            port: None,
+            from: None,
+            to: None,
+            domain: None,
+            username: None,
+            password: None,
+            password_env: None,
+            max_connections: None,
+            ca_file: None,
+            timeout_seconds: None,
+            client_cert: None,
+            client_key: None,
+            bearer_token: None,
+            bearer_token_env: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
