@@ -38,6 +38,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -235,6 +237,108 @@ pub struct AuditConfig {
     pub source_id: String,
 }
 
+/// The outbox worker (`crate::outbox`): how many, how often, and the retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Worker tasks `serve` runs; 0 runs none (an API-only node, with `acp-gateway worker` elsewhere).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Routes one worker claims per database round trip.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// How often an idle worker looks for due routes (new handovers also wake it at once).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a claim is held; a route still `delivering` after this was lost by a crashed worker
+    /// and is claimed again. Must exceed the slowest sink's own timeout.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// The retry policy of every channel without its own entry below (see [`RetryPolicy`]).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_base_delay_ms")]
+    pub base_delay_ms: u64,
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Per-channel retry policy, keyed by channel name (`fhir`, `secure-mail`, ...); unset keys fall
+    /// back to the section's own.
+    #[serde(default)]
+    pub channels: BTreeMap<String, RetryOverride>,
+}
+
+/// Exponential backoff with full jitter: the delay before attempt n+1 is uniformly random in
+/// `[0, min(max_delay, base_delay * 2^(n-1))]`; after `max_attempts` failed attempts the route is `dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverride {
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub base_delay_ms: Option<u64>,
+    #[serde(default)]
+    pub max_delay_ms: Option<u64>,
+}
+
+impl DeliveryConfig {
+    /// The retry policy of one channel.
+    pub fn policy(&self, channel: &str) -> RetryPolicy {
+        let base = RetryPolicy { max_attempts: self.max_attempts, base_delay_ms: self.base_delay_ms, max_delay_ms: self.max_delay_ms };
+        match self.channels.get(channel) {
+            None => base,
+            Some(o) => RetryPolicy {
+                max_attempts: o.max_attempts.unwrap_or(base.max_attempts),
+                base_delay_ms: o.base_delay_ms.unwrap_or(base.base_delay_ms),
+                max_delay_ms: o.max_delay_ms.unwrap_or(base.max_delay_ms),
+            },
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    2
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_lease_seconds() -> u64 {
+    120
+}
+fn default_max_attempts() -> u32 {
+    12
+}
+fn default_base_delay_ms() -> u64 {
+    2_000
+}
+fn default_max_delay_ms() -> u64 {
+    3_600_000
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            workers: default_workers(),
+            batch: default_batch(),
+            poll_interval_ms: default_poll_interval_ms(),
+            lease_seconds: default_lease_seconds(),
+            max_attempts: default_max_attempts(),
+            base_delay_ms: default_base_delay_ms(),
+            max_delay_ms: default_max_delay_ms(),
+            channels: BTreeMap::new(),
+        }
+    }
+}
+
 fn default_data_dir() -> PathBuf {
     PathBuf::from("./acp-gateway-data")
 }
@@ -298,6 +402,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -343,6 +448,14 @@ impl Config {
                     return Err(format!("client {}: unknown scope {s:?}", c.id));
                 }
             }
+        }
+        for ch in self.delivery.channels.keys().chain(self.channels.endpoints.keys()) {
+            if ch.parse::<crate::routing::Channel>().is_err() {
+                return Err(format!("unknown channel {ch:?} in the configuration"));
+            }
+        }
+        if self.delivery.batch == 0 || self.delivery.lease_seconds == 0 {
+            return Err("delivery.batch and delivery.lease_seconds must be at least 1".into());
         }
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err("database.sqlite_synchronous must be `full` or `normal`".into());

@@ -32,6 +32,7 @@ pub mod audit;
 pub mod channels;
 pub mod config;
 pub mod consent;
+pub mod outbox;
 pub mod service;
 pub mod store;
 pub mod telemetry;
