@@ -1,7 +1,8 @@
 //! The outbox against a real gateway on loopback (SQLite, and PostgreSQL where marked): delivery to
 //! the spool exactly once, retries with what `GET /v1/handovers/{id}` shows of them, consent withdrawn
-//! and cancel during retries, dead after the channel's maximum attempts (one state-change event, not
-//! one per attempt), replay as a linked second delivery, and the MDO worklist.
+//! and cancel during retries, cancel while an attempt is in flight (the late result does not undo it),
+//! dead after the channel's maximum attempts (one state-change event, not one per attempt), replay as
+//! a linked second delivery, and the MDO worklist.
 //!
 //! A failing receiver is a spool directory replaced by a plain file: writing into it fails even for
 //! root (CI runs as root, so a read-only directory would not do), and putting the directory back is
@@ -275,12 +276,72 @@ async fn the_mdo_worklist_is_fetched_by_its_recipient_only(h: &Harness) {
     let items = list["items"].as_array().unwrap();
     assert_eq!(items.len(), 1, "{list:#}");
     assert_eq!(items[0]["handover_id"], id);
-    assert!(items[0]["body"].as_str().unwrap().contains("Bakker") || !items[0]["body"].as_str().unwrap().is_empty());
+    assert_eq!(items[0]["route_id"], route0(&a)["id"]);
+    assert_eq!(items[0]["encoding"], "utf-8");
+    assert!(!items[0]["body"].as_str().unwrap().is_empty());
     let (_, other) = h.get(HOSPITAL, "/v1/worklist").await;
     assert_eq!(other["items"].as_array().unwrap().len(), 0, "another organisation sees nothing");
     let (_, later) = h.get(STRANGER, &format!("/v1/worklist?since={}", items[0]["created_at"].as_str().unwrap())).await;
     assert_eq!(later["items"].as_array().unwrap().len(), 0);
     assert!(spool_files(h, "mdo").is_empty(), "mdo goes to the worklist, not the spool");
+}
+
+/// A sink that holds every message until released: an attempt "in flight" for as long as a test needs.
+struct Gate {
+    entered: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+impl acp_gateway::channels::Sink for Gate {
+    fn kind(&self) -> &'static str {
+        "gate"
+    }
+    fn deliver<'a>(
+        &'a self,
+        msg: &'a acp_gateway::channels::Outgoing<'a>,
+    ) -> acp_gateway::channels::BoxFuture<'a, Result<acp_gateway::channels::Receipt, acp_gateway::channels::Failure>> {
+        Box::pin(async move {
+            self.entered.notify_one();
+            self.release.notified().await;
+            Ok(acp_gateway::channels::Receipt { detail: format!("held and let through {}", msg.delivery_key) })
+        })
+    }
+}
+
+/// Cancel while the attempt is in flight: the message goes out (it was already on its way), the
+/// disclosure is audited, and the late "delivered" does not turn the route back from `cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_result_does_not_undo_a_cancel() {
+    let h = Harness::sqlite().await; // no workers of its own: this test drives one round itself
+    let cfg = acp_gateway::config::Config::load_with_env(Some(&h.config_path), Vec::new()).unwrap();
+    let mut outbox = acp_gateway::service::startup::outbox(&cfg, &h.server.gateway).unwrap();
+    let gate = std::sync::Arc::new(Gate { entered: tokio::sync::Notify::new(), release: tokio::sync::Notify::new() });
+    outbox.sinks.set(acp_gateway::routing::Channel::Edifact, gate.clone());
+    let outbox = std::sync::Arc::new(outbox);
+
+    let a = h.hand_over(&discharge(record(BSN, Some("agreed")))).await;
+    let id = a["id"].as_str().unwrap().to_owned();
+    let route = route0(&a)["id"].as_str().unwrap().to_owned();
+    let round = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.run_once("test").await }
+    });
+    gate.entered.notified().await;
+    let (_, during) = h.get(HOSPITAL, &format!("/v1/handovers/{id}")).await;
+    assert_eq!(route0(&during)["status"], "delivering", "{during:#}");
+    let (s, b) = h.post(HOSPITAL, &format!("/v1/handovers/{id}/routes/{route}/cancel"), &json!({})).await;
+    assert_eq!(s, 200, "{b:#}");
+    gate.release.notify_one();
+    assert_eq!(round.await.unwrap().unwrap(), 1);
+
+    let (_, after) = h.get(HOSPITAL, &format!("/v1/handovers/{id}")).await;
+    assert_eq!(route0(&after)["status"], "cancelled", "{after:#}");
+    let (_, log) = h.get(HOSPITAL, &format!("/v1/audit?patient={BSN}")).await;
+    let disclosure = log["entries"].as_array().unwrap().iter().find(|e| e["gebeurtenis"]["gebeurteniscode"] == "disclosure").expect("audited");
+    assert!(disclosure["gebeurtenis"]["toelichting"].as_str().unwrap().contains("became cancelled while this attempt was in flight"), "{disclosure:#}");
+    // Nothing is due any more: the next round claims nothing.
+    assert_eq!(outbox.run_once("test").await.unwrap(), 0);
+    h.finish().await;
 }
 
 macro_rules! sqlite_tests {

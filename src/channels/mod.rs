@@ -109,6 +109,11 @@ impl Registry {
         Ok(Registry { sinks })
     }
 
+    /// Replaces the sink of one channel (an embedding application's own transport, or a test's).
+    pub fn set(&mut self, channel: Channel, sink: std::sync::Arc<dyn Sink>) {
+        self.sinks.insert(channel, sink);
+    }
+
     /// The sink of a channel (every channel has one).
     pub fn sink(&self, channel: Channel) -> Option<std::sync::Arc<dyn Sink>> {
         self.sinks.get(&channel).cloned()
