@@ -174,8 +174,8 @@ pub struct ChannelEndpoint {
     /// PEM file of the CA certificates to trust instead of the built-in (webpki) roots.
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
-    /// Seconds before a connection, an SMTP command or an HTTPS request is given up (a transient
-    /// failure); fractions allowed. Default 30.
+    /// Seconds one attempt may take (SMTP: connecting, STARTTLS, AUTH and sending; HTTPS: the
+    /// request) before it is given up as a transient failure; fractions allowed. Default 30.
     #[serde(default)]
     pub timeout_seconds: Option<f64>,
     // --- https (channels::https) ---

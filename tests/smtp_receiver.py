@@ -11,6 +11,7 @@ Modes:
                       without --tls it speaks plain text only and does not offer STARTTLS at all.
   --auth USER:PASS    requires SMTP AUTH (PLAIN/LOGIN, only over TLS) with these credentials.
   --fail-first N      answers the first N DATA commands with --fail-reply (default a 451).
+  --hang              never answers DATA (a server that stopped responding).
 
 Every accepted message is written to DIR/<n>.eml (the bytes as received) and described in one JSON
 line of DIR/received.jsonl, parsed back with Python's own `email` package (an independent MIME
@@ -34,7 +35,8 @@ from aiosmtpd.smtp import SMTP, AuthResult
 
 
 class Handler:
-    def __init__(self, out_dir, fail_first, fail_reply):
+    def __init__(self, out_dir, fail_first, fail_reply, hang):
+        self.hang = hang
         self.out_dir = out_dir
         self.fail_left = fail_first
         self.fail_reply = fail_reply
@@ -42,6 +44,8 @@ class Handler:
         self.count = 0
 
     async def handle_DATA(self, server, session, envelope):
+        if self.hang:
+            await asyncio.Event().wait()
         if self.fail_left > 0:
             self.fail_left -= 1
             self.log({"refused": self.fail_reply})
@@ -103,8 +107,9 @@ async def main():
     p.add_argument("--auth")
     p.add_argument("--fail-first", type=int, default=0)
     p.add_argument("--fail-reply", default="451 4.3.0 Try again later")
+    p.add_argument("--hang", action="store_true")
     a = p.parse_args()
-    handler = Handler(a.dir, a.fail_first, a.fail_reply)
+    handler = Handler(a.dir, a.fail_first, a.fail_reply, a.hang)
     kwargs = {"hostname": "receiver.test", "ident": "acp-test-receiver"}
     if a.tls:
         ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)

@@ -3,8 +3,12 @@
 //! Every connection starts in plain text and must be upgraded with STARTTLS before anything else is
 //! said: a server that does not offer STARTTLS, or whose certificate does not verify against the
 //! configured roots (`ca_file`, else the webpki roots), is a permanent failure and the message is never
-//! sent. SMTP AUTH happens only over that TLS connection. Connections are pooled (lettre's pool), so a
-//! burst of deliveries pays the TCP + TLS + AUTH cost once per connection, not once per message.
+//! sent. SMTP AUTH happens only over that TLS connection. Connections are kept for reuse (at most
+//! `max_connections`, which also bounds the sends in flight), so a burst of deliveries pays the TCP +
+//! TLS + AUTH cost once per connection, not once per message; lettre speaks SMTP on them, the sink
+//! opens them itself to set TCP_NODELAY (see [`SmtpSink::open`]). A whole attempt has one time
+//! limit (`timeout_seconds`): a server that stops answering costs a transient failure, never a stuck
+//! worker.
 //!
 //! What is sent:
 //! - `message/rfc822`: the bytes are a complete MIME message made by the mail renderer; they go as
@@ -20,17 +24,16 @@
 //! The envelope To is the recipient's `endpoints.email`, or the endpoint's fixed `to` (an Edifact
 //! mail service's intake address; `{edifact}` in it becomes the recipient's mailbox).
 
-use std::sync::{Arc, OnceLock};
-use std::time::Duration;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 use lettre::address::Envelope;
 use lettre::message::header::ContentType;
 use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
-use lettre::transport::smtp::authentication::Credentials;
-use lettre::transport::smtp::client::{Certificate, CertificateStore, Tls, TlsParameters};
+use lettre::transport::smtp::authentication::{Credentials, Mechanism};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, CertificateStore, TlsParameters};
 use lettre::transport::smtp::extension::ClientId;
-use lettre::transport::smtp::PoolConfig;
-use lettre::{Address, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use lettre::{Address, Message};
 use serde_json::Value;
 
 use crate::config::ChannelEndpoint;
@@ -46,6 +49,10 @@ This message carries a handover from the ACP handover gateway as an attachment.\
 const DEFAULT_PORT: u16 = 587;
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
 const DEFAULT_MAX_CONNECTIONS: u32 = 8;
+/// An idle connection older than this is closed rather than reused (servers drop idle clients).
+const IDLE_LIMIT: Duration = Duration::from_secs(60);
+/// An idle connection older than this is checked with NOOP before reuse; a busy one is not.
+const PROBE_AFTER: Duration = Duration::from_secs(2);
 
 /// What a configured SMTP endpoint is, checked once when the sink is made.
 struct Settings {
@@ -55,17 +62,18 @@ struct Settings {
     fixed_to: Option<String>,
     domain: String,
     credentials: Option<Credentials>,
-    ca_pem: Option<Vec<u8>>,
+    tls: TlsParameters,
     timeout: Duration,
-    max_connections: u32,
 }
 
 pub struct SmtpSink {
     channel: String,
     settings: Settings,
-    /// Made on first use: lettre's pool starts a cleanup task, which needs the tokio runtime that
-    /// delivers, not whatever thread built the sink.
-    transport: OnceLock<Result<Arc<AsyncSmtpTransport<Tokio1Executor>>, String>>,
+    /// Connections after STARTTLS (and AUTH), idle since the instant given.
+    idle: Mutex<Vec<(AsyncSmtpConnection, Instant)>>,
+    /// At most `max_connections` sends at a time, so that a burst waits for a kept connection
+    /// instead of opening (TCP, STARTTLS, AUTH) and closing one per concurrent send.
+    in_flight: tokio::sync::Semaphore,
 }
 
 impl SmtpSink {
@@ -100,16 +108,19 @@ impl SmtpSink {
             (None, Some(_)) => return Err(err("a password without `username`".into())),
             (None, None) => None,
         };
-        let ca_pem = match &endpoint.ca_file {
-            Some(p) => {
-                let pem = std::fs::read(p).map_err(|e| err(format!("`ca_file` {}: {e}", p.display())))?;
-                // Checked now, so that a bad file stops the start rather than every delivery.
-                Certificate::from_pem(&pem).map_err(|e| err(format!("`ca_file` {}: {e}", p.display())))?;
-                Some(pem)
-            }
-            None => None,
-        };
+        let mut tls = TlsParameters::builder(host.clone());
+        if let Some(p) = &endpoint.ca_file {
+            // Only the configured CAs: a private relay's certificate must not also be acceptable when
+            // signed by any public CA, nor the other way round.
+            let pem = std::fs::read(p).map_err(|e| err(format!("`ca_file` {}: {e}", p.display())))?;
+            let certs = Certificate::from_pem(&pem).map_err(|e| err(format!("`ca_file` {}: {e}", p.display())))?;
+            tls = tls.certificate_store(CertificateStore::None).add_root_certificate(certs);
+        } else {
+            tls = tls.certificate_store(CertificateStore::WebpkiRoots);
+        }
+        let tls = tls.build_rustls().map_err(|e| err(format!("TLS settings: {e}")))?;
         let timeout = timeout_from(endpoint.timeout_seconds).map_err(err)?;
+        let max_connections = endpoint.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).clamp(1, 1024);
         Ok(SmtpSink {
             channel: channel.to_owned(),
             settings: Settings {
@@ -119,42 +130,61 @@ impl SmtpSink {
                 fixed_to: endpoint.to.clone(),
                 domain,
                 credentials,
-                ca_pem,
+                tls,
                 timeout,
-                max_connections: endpoint.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).max(1),
             },
-            transport: OnceLock::new(),
+            idle: Mutex::new(Vec::new()),
+            in_flight: tokio::sync::Semaphore::new(max_connections as usize),
         })
     }
 
-    fn transport(&self) -> Result<Arc<AsyncSmtpTransport<Tokio1Executor>>, Failure> {
-        self.transport.get_or_init(|| self.build_transport().map(Arc::new)).clone().map_err(Failure::Permanent)
+    fn at(&self) -> String {
+        format!("smtp {}:{}", self.settings.host, self.settings.port)
     }
 
-    fn build_transport(&self) -> Result<AsyncSmtpTransport<Tokio1Executor>, String> {
+    /// A new connection, after STARTTLS and AUTH.
+    async fn open(&self) -> Result<AsyncSmtpConnection, Failure> {
         let s = &self.settings;
-        let mut tls = TlsParameters::builder(s.host.clone());
-        if let Some(pem) = &s.ca_pem {
-            // Only the configured CAs: a private relay's certificate must not also be acceptable when
-            // signed by any public CA, nor the other way round.
-            tls = tls
-                .certificate_store(CertificateStore::None)
-                .add_root_certificate(Certificate::from_pem(pem).map_err(|e| e.to_string())?);
-        } else {
-            tls = tls.certificate_store(CertificateStore::WebpkiRoots);
+        let at = self.at();
+        let tcp = tokio::net::TcpStream::connect((s.host.as_str(), s.port))
+            .await
+            .map_err(|e| Failure::Transient(format!("{at}: cannot connect: {e}")))?;
+        // lettre writes a message and its final "." in two writes; with Nagle's algorithm the second
+        // waits for the server's delayed ACK, some 40 ms per message on every connection.
+        let _ = tcp.set_nodelay(true);
+        let hello = ClientId::Domain(s.domain.clone());
+        let mut conn = AsyncSmtpConnection::connect_with_transport(Box::new(tcp), &hello).await.map_err(|e| classify(&e, &at))?;
+        if !conn.can_starttls() {
+            conn.abort().await;
+            return Err(Failure::Permanent(format!(
+                "{at} does not offer STARTTLS; the message was not sent, because it is never sent in plain text"
+            )));
         }
-        let tls = tls.build_rustls().map_err(|e| format!("TLS settings: {e}"))?;
-        let mut b = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(s.host.clone())
-            .port(s.port)
-            // Never `Tls::Opportunistic`: that one falls back to plain text.
-            .tls(Tls::Required(tls))
-            .hello_name(ClientId::Domain(s.domain.clone()))
-            .timeout(Some(s.timeout))
-            .pool_config(PoolConfig::new().max_size(s.max_connections).idle_timeout(Duration::from_secs(60)));
+        conn.starttls(s.tls.clone(), &hello).await.map_err(|e| classify(&e, &at))?;
         if let Some(c) = &s.credentials {
-            b = b.credentials(c.clone());
+            conn.auth(&[Mechanism::Plain, Mechanism::Login], c).await.map_err(|e| classify(&e, &at))?;
         }
-        Ok(b.build())
+        Ok(conn)
+    }
+
+    /// A kept connection that still works, or a new one.
+    async fn checkout(&self) -> Result<AsyncSmtpConnection, Failure> {
+        loop {
+            let kept = self.idle.lock().unwrap_or_else(|e| e.into_inner()).pop();
+            let Some((mut conn, since)) = kept else { return self.open().await };
+            let idle = since.elapsed();
+            if idle > IDLE_LIMIT || (idle > PROBE_AFTER && !conn.test_connected().await) {
+                conn.abort().await;
+                continue;
+            }
+            return Ok(conn);
+        }
+    }
+
+    fn checkin(&self, conn: AsyncSmtpConnection) {
+        if !conn.has_broken() {
+            self.idle.lock().unwrap_or_else(|e| e.into_inner()).push((conn, Instant::now()));
+        }
     }
 
     /// The envelope recipient for this message.
@@ -207,19 +237,26 @@ impl SmtpSink {
         let bytes = self.message_bytes(msg, &to)?;
         let envelope = Envelope::new(Some(self.settings.from.email.clone()), vec![to.clone()])
             .map_err(|e| Failure::Permanent(format!("envelope: {e}")))?;
-        let transport = self.transport()?;
-        match transport.send_raw(&envelope, &bytes).await {
-            Ok(resp) => Ok(Receipt {
-                detail: format!(
-                    "smtp {}:{} accepted for <{to}>: {} {}",
-                    self.settings.host,
-                    self.settings.port,
-                    resp.code(),
-                    shorten(&resp.message().collect::<Vec<_>>().join(" "), 200)
-                ),
-            }),
-            Err(e) => Err(classify(&e, &self.settings.host, self.settings.port)),
-        }
+        let _permit = self.in_flight.acquire().await.map_err(|_| Failure::Transient("the sink is shutting down".into()))?;
+        let at = self.at();
+        let attempt = async {
+            let mut conn = self.checkout().await?;
+            // lettre aborts the connection on any negative reply, so a failed one is not kept.
+            let sent = conn.send(&envelope, &bytes).await;
+            self.checkin(conn);
+            sent.map_err(|e| classify(&e, &at))
+        };
+        // Dropping the attempt on time-out closes its connection.
+        let resp = tokio::time::timeout(self.settings.timeout, attempt).await.map_err(|_| {
+            Failure::Transient(format!("{at}: no answer within {:?}", self.settings.timeout))
+        })??;
+        Ok(Receipt {
+            detail: format!(
+                "{at} accepted for <{to}>: {} {}",
+                resp.code(),
+                shorten(&resp.message().collect::<Vec<_>>().join(" "), 200)
+            ),
+        })
     }
 }
 
@@ -239,9 +276,8 @@ impl Sink for SmtpSink {
 }
 
 /// Whether another attempt can help, with a reason an operator can act on.
-fn classify(e: &lettre::transport::smtp::Error, host: &str, port: u16) -> Failure {
+fn classify(e: &lettre::transport::smtp::Error, at: &str) -> Failure {
     let text = super::https::chain(e);
-    let at = format!("smtp {host}:{port}");
     if let Some(code) = e.status() {
         // 4xx: the server asks to try later (greylisting, a full queue); 5xx: it will not take it.
         return if e.is_transient() {
@@ -251,19 +287,14 @@ fn classify(e: &lettre::transport::smtp::Error, host: &str, port: u16) -> Failur
         };
     }
     if let Some(tls) = super::https::tls_error(e) {
-        return super::https::classify_tls(&at, tls);
+        return super::https::classify_tls(at, tls);
     }
     if e.is_timeout() {
         return Failure::Transient(format!("{at}: timed out: {text}"));
     }
     if e.is_client() {
         // lettre's client errors are decisions about this message or this server, not accidents of
-        // the network: no STARTTLS on offer, 8-bit content for a 7-bit server, and so on.
-        if text.contains("STARTTLS") {
-            return Failure::Permanent(format!(
-                "{at} does not offer STARTTLS; the message was not sent, because it is never sent in plain text"
-            ));
-        }
+        // the network: 8-bit content for a 7-bit server, and so on.
         return Failure::Permanent(format!("{at}: {text}"));
     }
     // Connection refused or reset, name resolution, a dropped connection: the server may be back soon.
@@ -396,6 +427,7 @@ mod tests {
         e.from = Some("gateway@gw.example.nl".into());
         let s = SmtpSink::from_endpoint("secure-mail", &e).unwrap();
         assert_eq!((s.settings.host.as_str(), s.settings.port, s.settings.domain.as_str()), ("127.0.0.1", 2525, "gw.example.nl"));
+        assert_eq!(s.in_flight.available_permits(), 8);
         e.username = Some("u".into());
         assert!(SmtpSink::from_endpoint("secure-mail", &e).is_err_and(|m| m.contains("password")));
     }

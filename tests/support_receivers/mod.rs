@@ -263,6 +263,8 @@ pub struct SmtpMode {
     pub auth: Option<(String, String)>,
     /// Answer the first N messages with this reply instead of 250.
     pub fail_first: Option<(u32, String)>,
+    /// Never answer DATA.
+    pub hang: bool,
 }
 
 /// The Python `aiosmtpd` server of `tests/smtp_receiver.py`, as a child process.
@@ -299,6 +301,9 @@ impl SmtpReceiver {
         }
         if let Some((n, reply)) = &mode.fail_first {
             cmd.arg("--fail-first").arg(n.to_string()).arg("--fail-reply").arg(reply);
+        }
+        if mode.hang {
+            cmd.arg("--hang");
         }
         let mut child = cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::inherit()).spawn().expect("python3 starts");
         let mut line = String::new();
