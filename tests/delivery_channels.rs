@@ -6,8 +6,15 @@
 //! certificate, arrives intact and carries a Message-ID from the delivery key (so the receiver drops
 //! the copy a retry sends); HTTPS answers are sorted into transient and permanent as the outbox needs
 //! them, a hanging receiver costs a time-out and not a stuck worker, and mutual TLS works.
+//!
+//! End to end: a real gateway (`support_service`) with delivery workers and its `fhir` and
+//! `secure-mail` channels pointed at these receivers, so the outbox's retry policy meets real
+//! transports: a receiver down and then up gets the route exactly once; one that keeps failing makes
+//! it `dead` after the channel's maximum with one state change; a mail server without STARTTLS
+//! never receives it and the route says why.
 
 mod support_receivers;
+mod support_service;
 
 use acp_gateway::channels::https::HttpsSink;
 use acp_gateway::channels::smtp::{SmtpSink, NEUTRAL_SUBJECT};
@@ -472,3 +479,182 @@ async fn https_wrong_ca_is_permanent_and_a_receiver_that_is_down_transient() {
     assert_eq!(rx.count("route-ca"), 1);
 }
 
+// ---------------------------------------------------------------- end to end, through the outbox
+
+/// Fast workers and short backoff, so that retries happen within a test.
+fn delivery_config(pki: &Pki, smtp_port: Option<u16>, fhir_max_attempts: u32) -> String {
+    let mut toml = format!(
+        r#"[delivery]
+workers = 2
+batch = 8
+poll_interval_ms = 20
+lease_seconds = 30
+base_delay_ms = 20
+max_delay_ms = 150
+max_attempts = 1000
+
+[delivery.channels.fhir]
+max_attempts = {fhir_max_attempts}
+
+[channels.endpoints.fhir]
+sink = "https"
+ca_file = "{ca}"
+timeout_seconds = 5
+"#,
+        ca = pki.ca.display()
+    );
+    if let Some(port) = smtp_port {
+        toml.push_str(&format!(
+            r#"
+[channels.endpoints.secure-mail]
+sink = "smtp"
+host = "127.0.0.1"
+port = {port}
+from = "gateway@gw.test"
+domain = "gw.test"
+ca_file = "{ca}"
+timeout_seconds = 5
+"#,
+            ca = pki.ca.display()
+        ));
+    }
+    toml
+}
+
+/// A discharge to the GP with a FHIR endpoint: an Edifact route (to the spool) and a FHIR route.
+fn discharge_with_fhir(url: &str) -> Value {
+    let mut h = support_service::discharge(support_service::record(support_service::BSN, Some("agreed")));
+    h["recipients"][0]["endpoints"]["fhir"] = json!(url);
+    h
+}
+
+/// From the elderly-care physician to the GP (row 7): a secure-mail route and a post route.
+fn letter_by_secure_mail() -> Value {
+    let mut h = support_service::discharge(support_service::record(support_service::BSN, Some("agreed")));
+    h["sender"]["role"] = json!("specialist-ouderengeneeskunde");
+    h["recipients"][0]["endpoints"] = json!({"email": "huisarts@praktijk.test"});
+    h
+}
+
+/// Polls the handover until its route of `channel` satisfies `done`; gives up after a generous
+/// minute (a liveness limit for a stuck worker, not a timing assertion).
+async fn route_when(h: &support_service::Harness, id: &str, channel: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let (s, b) = h.get(support_service::HOSPITAL, &format!("/v1/handovers/{id}")).await;
+        assert_eq!(s, 200, "{b:#}");
+        let route = b["routes"].as_array().unwrap().iter().find(|r| r["channel"] == channel).unwrap_or_else(|| panic!("no {channel} route: {b:#}"));
+        if done(route) {
+            return route.clone();
+        }
+        assert!(std::time::Instant::now() < deadline, "the {channel} route never got there: {route:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(40)).await;
+    }
+}
+
+async fn state_changes(h: &support_service::Harness, change: &str) -> u64 {
+    let text = h.http.get(h.url("/metrics")).send().await.unwrap().text().await.unwrap();
+    let prefix = format!("acp_gateway_delivery_state_changes_total{{change=\"{change}\"}} ");
+    text.lines().find_map(|l| l.strip_prefix(&prefix)).and_then(|n| n.parse().ok()).unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_fhir_receiver_down_then_up_gets_the_route_exactly_once() {
+    let pki = Pki::new();
+    let rx = HttpsReceiver::start(&pki, false).await;
+    rx.stop().await;
+    let h = support_service::Harness::sqlite_with(&delivery_config(&pki, None, 1000)).await;
+    let a = h.hand_over(&discharge_with_fhir(&rx.url("/fhir"))).await;
+    let id = a["id"].as_str().unwrap();
+    // Down: connection refused, retried with backoff, the error on show.
+    let r = route_when(&h, id, "fhir", |r| r["attempts"].as_i64() >= Some(2) && r["status"] == "retrying").await;
+    assert!(r["last_error"].as_str().unwrap().contains("POST https://127.0.0.1:"), "{r:#}");
+    assert_eq!(rx.attempts(), 0);
+
+    let rx = rx.restart(&pki).await;
+    let r = route_when(&h, id, "fhir", |r| r["status"] == "delivered").await;
+    let route = r["id"].as_str().unwrap();
+    assert_eq!(rx.count(route), 1, "delivered exactly once");
+    assert_eq!(rx.deliveries().len(), 1);
+    let d = &rx.deliveries()[0];
+    assert_eq!(d.content_type.as_deref(), Some("application/fhir+json"));
+    let bundle: Value = serde_json::from_slice(&d.body).unwrap();
+    assert_eq!(bundle["type"], "transaction");
+    assert!(r["receipt"].as_str().unwrap().contains("201"), "{r:#}");
+    assert_eq!(state_changes(&h, "failing").await, 1);
+    assert_eq!(state_changes(&h, "recovered").await, 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_fhir_receiver_that_keeps_failing_makes_the_route_dead_after_the_maximum() {
+    let pki = Pki::new();
+    let rx = HttpsReceiver::start(&pki, false).await;
+    rx.fail_next(u32::MAX);
+    let h = support_service::Harness::sqlite_with(&delivery_config(&pki, None, 3)).await;
+    let a = h.hand_over(&discharge_with_fhir(&rx.url("/fhir"))).await;
+    let id = a["id"].as_str().unwrap();
+    let r = route_when(&h, id, "fhir", |r| r["status"] == "dead").await;
+    assert_eq!(r["attempts"], 3, "{r:#}");
+    assert_eq!(rx.attempts(), 3, "the receiver saw exactly the allowed attempts");
+    assert!(r["last_error"].as_str().unwrap().contains("503"), "{r:#}");
+    assert!(rx.deliveries().is_empty());
+    assert_eq!(state_changes(&h, "failing").await, 1, "one alert when it started failing, not one per attempt");
+    assert_eq!(state_changes(&h, "dead").await, 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_4xx_with_an_operation_outcome_is_dead_at_once_with_its_text() {
+    let pki = Pki::new();
+    let rx = HttpsReceiver::start(&pki, false).await;
+    rx.reject(422, "Consent.provision: unknown code");
+    let h = support_service::Harness::sqlite_with(&delivery_config(&pki, None, 1000)).await;
+    let a = h.hand_over(&discharge_with_fhir(&rx.url("/fhir"))).await;
+    let id = a["id"].as_str().unwrap();
+    let r = route_when(&h, id, "fhir", |r| r["status"] == "dead").await;
+    assert_eq!(r["attempts"], 1, "not retried: {r:#}");
+    assert_eq!(rx.attempts(), 1);
+    assert!(r["last_error"].as_str().unwrap().contains("Consent.provision: unknown code"), "{r:#}");
+    assert_eq!(state_changes(&h, "dead").await, 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_secure_mail_over_starttls_is_delivered_once_with_the_route_as_message_id() {
+    if !aiosmtpd_or_skip("end_to_end_secure_mail_over_starttls") {
+        return;
+    }
+    let pki = Pki::new();
+    let rx = SmtpReceiver::start(&pki, &SmtpMode { starttls: true, ..SmtpMode::default() });
+    let h = support_service::Harness::sqlite_with(&delivery_config(&pki, Some(rx.port), 1000)).await;
+    let a = h.hand_over(&letter_by_secure_mail()).await;
+    let id = a["id"].as_str().unwrap();
+    let r = route_when(&h, id, "secure-mail", |r| r["status"] == "delivered").await;
+    let route = r["id"].as_str().unwrap();
+    let got = rx.messages();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0]["message_id"], format!("<{route}@gw.test>"));
+    assert_eq!(got[0]["tls"], true);
+    assert_eq!(got[0]["rcpt_tos"], json!(["huisarts@praktijk.test"]));
+    assert_eq!(rx.count_message_id(&format!("<{route}@gw.test>")), 1);
+    h.finish().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn end_to_end_a_plain_text_mail_server_never_gets_the_letter_and_the_route_says_why() {
+    if !aiosmtpd_or_skip("end_to_end_a_plain_text_mail_server") {
+        return;
+    }
+    let pki = Pki::new();
+    let rx = SmtpReceiver::start(&pki, &SmtpMode::default());
+    let h = support_service::Harness::sqlite_with(&delivery_config(&pki, Some(rx.port), 1000)).await;
+    let a = h.hand_over(&letter_by_secure_mail()).await;
+    let id = a["id"].as_str().unwrap();
+    let r = route_when(&h, id, "secure-mail", |r| r["status"] == "dead").await;
+    assert_eq!(r["attempts"], 1, "a permanent failure is not retried: {r:#}");
+    let why = r["last_error"].as_str().unwrap();
+    assert!(why.contains("does not offer STARTTLS") && why.contains("plain text"), "{r:#}");
+    assert!(rx.log().is_empty(), "nothing reached the plain-text server");
+    h.finish().await;
+}
