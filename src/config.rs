@@ -38,6 +38,8 @@ pub struct Config {
     pub retention: RetentionConfig,
     #[serde(default)]
     pub audit: AuditConfig,
+    #[serde(default)]
+    pub delivery: DeliveryConfig,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -134,9 +136,86 @@ pub struct ChannelEndpoint {
     /// `spool` (default), `https`, `smtp`, ... (the delivery worker decides which it supports).
     #[serde(default = "default_sink")]
     pub sink: String,
-    /// Where to: a URL, a mailbox, a directory; meaning depends on the sink.
+    /// Where to: a URL, a mailbox, a directory; meaning depends on the sink. For `https`, the URL used
+    /// when the recipient has no endpoint of the channel's kind; for `smtp`, the relay as `host[:port]`
+    /// when `host` is not set.
     #[serde(default)]
     pub target: Option<String>,
+    // --- smtp (channels::smtp): the relay, always over STARTTLS ---
+    /// SMTP relay host name; also the name its certificate must carry.
+    #[serde(default)]
+    pub host: Option<String>,
+    /// SMTP port; default 587 (submission).
+    #[serde(default)]
+    pub port: Option<u16>,
+    /// Envelope and header From address.
+    #[serde(default)]
+    pub from: Option<String>,
+    /// A fixed envelope To (an Edifact mail service's intake address, for example) instead of the
+    /// recipient's `endpoints.email`; `{edifact}` in it is replaced by the recipient's Edifact mailbox.
+    #[serde(default)]
+    pub to: Option<String>,
+    /// The gateway's mail domain: the right-hand side of Message-IDs and the EHLO name.
+    #[serde(default)]
+    pub domain: Option<String>,
+    /// SMTP AUTH user; AUTH is used only when this is set.
+    #[serde(default)]
+    pub username: Option<String>,
+    /// SMTP AUTH password (prefer `password_env`, so the secret is not in the file).
+    #[serde(default)]
+    pub password: Option<String>,
+    /// The environment variable holding the SMTP AUTH password.
+    #[serde(default)]
+    pub password_env: Option<String>,
+    /// Most SMTP connections kept open for reuse; default 8.
+    #[serde(default)]
+    pub max_connections: Option<u32>,
+    // --- smtp and https: TLS and time limits ---
+    /// PEM file of the CA certificates to trust instead of the built-in (webpki) roots.
+    #[serde(default)]
+    pub ca_file: Option<PathBuf>,
+    /// Seconds one attempt may take (SMTP: connecting, STARTTLS, AUTH and sending; HTTPS: the
+    /// request) before it is given up as a transient failure; fractions allowed. Default 30.
+    #[serde(default)]
+    pub timeout_seconds: Option<f64>,
+    // --- https (channels::https) ---
+    /// PEM client certificate chain for mutual TLS (with `client_key`).
+    #[serde(default)]
+    pub client_cert: Option<PathBuf>,
+    /// PEM private key of `client_cert` (PKCS#8, PKCS#1 or SEC1).
+    #[serde(default)]
+    pub client_key: Option<PathBuf>,
+    /// Bearer token sent as `Authorization: Bearer ...` (prefer `bearer_token_env`).
+    #[serde(default)]
+    pub bearer_token: Option<String>,
+    /// The environment variable holding the bearer token.
+    #[serde(default)]
+    pub bearer_token_env: Option<String>,
+}
+
+impl Default for ChannelEndpoint {
+    /// The spool, and every transport setting unset.
+    fn default() -> Self {
+        ChannelEndpoint {
+            sink: default_sink(),
+            target: None,
+            host: None,
+            port: None,
+            from: None,
+            to: None,
+            domain: None,
+            username: None,
+            password: None,
+            password_env: None,
+            max_connections: None,
+            ca_file: None,
+            timeout_seconds: None,
+            client_cert: None,
+            client_key: None,
+            bearer_token: None,
+            bearer_token_env: None,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -156,6 +235,108 @@ pub struct AuditConfig {
     /// NEN 7513 "identificatie van de bron" (AuditSourceID) written into every entry.
     #[serde(default = "default_source_id")]
     pub source_id: String,
+}
+
+/// The outbox worker (`crate::outbox`): how many, how often, and the retry policy.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DeliveryConfig {
+    /// Worker tasks `serve` runs; 0 runs none (an API-only node, with `acp-gateway worker` elsewhere).
+    #[serde(default = "default_workers")]
+    pub workers: usize,
+    /// Routes one worker claims per database round trip.
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// How often an idle worker looks for due routes (new handovers also wake it at once).
+    #[serde(default = "default_poll_interval_ms")]
+    pub poll_interval_ms: u64,
+    /// How long a claim is held; a route still `delivering` after this was lost by a crashed worker
+    /// and is claimed again. Must exceed the slowest sink's own timeout.
+    #[serde(default = "default_lease_seconds")]
+    pub lease_seconds: u64,
+    /// The retry policy of every channel without its own entry below (see [`RetryPolicy`]).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    #[serde(default = "default_base_delay_ms")]
+    pub base_delay_ms: u64,
+    #[serde(default = "default_max_delay_ms")]
+    pub max_delay_ms: u64,
+    /// Per-channel retry policy, keyed by channel name (`fhir`, `secure-mail`, ...); unset keys fall
+    /// back to the section's own.
+    #[serde(default)]
+    pub channels: BTreeMap<String, RetryOverride>,
+}
+
+/// Exponential backoff with full jitter: the delay before attempt n+1 is uniformly random in
+/// `[0, min(max_delay, base_delay * 2^(n-1))]`; after `max_attempts` failed attempts the route is `dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub max_attempts: u32,
+    pub base_delay_ms: u64,
+    pub max_delay_ms: u64,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RetryOverride {
+    #[serde(default)]
+    pub max_attempts: Option<u32>,
+    #[serde(default)]
+    pub base_delay_ms: Option<u64>,
+    #[serde(default)]
+    pub max_delay_ms: Option<u64>,
+}
+
+impl DeliveryConfig {
+    /// The retry policy of one channel.
+    pub fn policy(&self, channel: &str) -> RetryPolicy {
+        let base = RetryPolicy { max_attempts: self.max_attempts, base_delay_ms: self.base_delay_ms, max_delay_ms: self.max_delay_ms };
+        match self.channels.get(channel) {
+            None => base,
+            Some(o) => RetryPolicy {
+                max_attempts: o.max_attempts.unwrap_or(base.max_attempts),
+                base_delay_ms: o.base_delay_ms.unwrap_or(base.base_delay_ms),
+                max_delay_ms: o.max_delay_ms.unwrap_or(base.max_delay_ms),
+            },
+        }
+    }
+}
+
+fn default_workers() -> usize {
+    2
+}
+fn default_batch() -> usize {
+    16
+}
+fn default_poll_interval_ms() -> u64 {
+    500
+}
+fn default_lease_seconds() -> u64 {
+    120
+}
+fn default_max_attempts() -> u32 {
+    12
+}
+fn default_base_delay_ms() -> u64 {
+    2_000
+}
+fn default_max_delay_ms() -> u64 {
+    3_600_000
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig {
+            workers: default_workers(),
+            batch: default_batch(),
+            poll_interval_ms: default_poll_interval_ms(),
+            lease_seconds: default_lease_seconds(),
+            max_attempts: default_max_attempts(),
+            base_delay_ms: default_base_delay_ms(),
+            max_delay_ms: default_max_delay_ms(),
+            channels: BTreeMap::new(),
+        }
+    }
 }
 
 fn default_data_dir() -> PathBuf {
@@ -221,6 +402,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             retention: RetentionConfig::default(),
             audit: AuditConfig::default(),
+            delivery: DeliveryConfig::default(),
         }
     }
 }
@@ -266,6 +448,14 @@ impl Config {
                     return Err(format!("client {}: unknown scope {s:?}", c.id));
                 }
             }
+        }
+        for ch in self.delivery.channels.keys().chain(self.channels.endpoints.keys()) {
+            if ch.parse::<crate::routing::Channel>().is_err() {
+                return Err(format!("unknown channel {ch:?} in the configuration"));
+            }
+        }
+        if self.delivery.batch == 0 || self.delivery.lease_seconds == 0 {
+            return Err("delivery.batch and delivery.lease_seconds must be at least 1".into());
         }
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err("database.sqlite_synchronous must be `full` or `normal`".into());

@@ -4,10 +4,10 @@
 //! A handover travels through the modules in this order; no module reaches back up the chain:
 //!
 //! ```text
-//! api / cli ─► intake ─► record ─► validate ─► consent ─► routing ─► render ─► store (outbox)
-//!              (uniform   (the      (field and   (the       (the       (record JSON, FHIR,
-//!               JSON, QR,  model)    record       gate)      handover   QuestionnaireResponse,
-//!               FHIR JSON            rules)                  table)     letter, Edifact)
+//! api / cli ─► intake ─► record ─► validate ─► consent ─► routing ─► render ─► store ─► outbox ─► channels
+//!              (uniform   (the      (field and   (the       (the       (record JSON, FHIR,   (durable  (spool, SMTP,
+//!               JSON, QR,  model)    record       gate)      handover   QuestionnaireResponse, queue,    HTTPS, MDO
+//!               FHIR JSON            rules)                  table)     letter, Edifact)       worker)   worklist)
 //!               and XML)
 //!                        audit (NEN 7513 hash chain) alongside every stage
 //! ```
@@ -15,7 +15,8 @@
 //! `mappings` loads the code tables, the route table's companions and the canonicals from `mappings/`;
 //! `fhir` holds the FHIR R4 model and the XML form that intake and render share; `edifact` the
 //! interchange syntax. `service` ties the stages together for `serve`; `store` is the only module that
-//! speaks SQL. Delivery over real channels (the outbox worker) is the next stage.
+//! speaks SQL. `outbox` delivers the stored routes through `channels`, re-asking `consent` before each
+//! attempt.
 
 pub mod cli;
 pub mod edifact;
@@ -32,6 +33,7 @@ pub mod audit;
 pub mod channels;
 pub mod config;
 pub mod consent;
+pub mod outbox;
 pub mod service;
 pub mod store;
 pub mod telemetry;

@@ -167,6 +167,8 @@ async fn openapi_lists_exactly_the_routes_served() {
         ("GET", "/v1/handovers/{id}"),
         ("POST", "/v1/handovers/{id}/routes/{route}/retry"),
         ("POST", "/v1/handovers/{id}/routes/{route}/cancel"),
+        ("POST", "/v1/handovers/{id}/routes/{route}/replay"),
+        ("GET", "/v1/worklist"),
         ("PUT", "/v1/patients/{bsn}/consent"),
         ("GET", "/v1/patients/{bsn}/consent"),
         ("DELETE", "/v1/patients/{bsn}/consent"),

@@ -330,6 +330,58 @@ async fn cancel_route(State(state): State<AppState>, Auth(caller): Auth, Path((i
     Ok(ok_json(&state.gateway.route_action(&caller, &id, &route, false).await?))
 }
 
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct ReplayQuery {
+    /// `true`: re-render from the stored record with the current mappings; default: the original
+    /// rendered message.
+    rerender: Option<bool>,
+}
+
+/// Operator action: send a delivered route again, as a new route linked to it (consent is checked again).
+#[utoipa::path(
+    post, path = "/v1/handovers/{id}/routes/{route}/replay", tag = "operator",
+    params(("id" = String, Path), ("route" = String, Path), ReplayQuery),
+    responses(
+        (status = 201, description = "the new route (`replay_of` links it to the original); the outbox delivers it", body = RouteView),
+        (status = 403, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 404, body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 409, description = "not delivered, consent does not permit it, or the original message is no longer stored", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn replay_route(
+    State(state): State<AppState>,
+    Auth(caller): Auth,
+    Path((id, route)): Path<(String, String)>,
+    q: Result<Query<ReplayQuery>, QueryRejection>,
+) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    let view = state.gateway.replay_route(&caller, &id, &route, q.rerender.unwrap_or(false)).await?;
+    Ok(json_response(StatusCode::CREATED, serde_json::to_string(&view).unwrap_or_default(), false))
+}
+
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
+struct WorklistQuery {
+    /// Only items created after this time (the `created_at` of the last item fetched).
+    since: Option<String>,
+}
+
+/// The MDO worklist: items of the `mdo` channel addressed to the caller's organisation, oldest first (at most 100).
+#[utoipa::path(
+    get, path = "/v1/worklist", tag = "handovers", params(WorklistQuery),
+    responses(
+        (status = 200, body = WorklistView),
+        (status = 401, body = ProblemDocument, content_type = "application/problem+json"),
+    ),
+    security(("bearer" = []))
+)]
+async fn get_worklist(State(state): State<AppState>, Auth(caller): Auth, q: Result<Query<WorklistQuery>, QueryRejection>) -> Result<Response, ApiError> {
+    let q = query(q)?;
+    Ok(ok_json(&state.gateway.worklist(&caller, q.since.as_deref()).await?))
+}
+
 fn consent_response(state: &crate::service::ConsentState, headers: &HeaderMap) -> Response {
     if wants_fhir(headers) {
         json_response(StatusCode::OK, state.fhir.to_string(), true)
@@ -464,6 +516,8 @@ fn routes_and_doc() -> (Router<AppState>, utoipa::openapi::OpenApi) {
         .routes(routes!(get_handover))
         .routes(routes!(retry_route))
         .routes(routes!(cancel_route))
+        .routes(routes!(replay_route))
+        .routes(routes!(get_worklist))
         .routes(routes!(put_consent, get_consent, delete_consent))
         .routes(routes!(get_audit))
         .routes(routes!(healthz))

@@ -43,6 +43,8 @@ pub enum EventCode {
     OperatorRetry,
     /// An operator cancelled a route.
     OperatorCancel,
+    /// An operator replayed a delivered route (a new route linked to the original).
+    OperatorReplay,
     /// A route's message was handed to its channel ("overdragen van gegevens"; written by delivery).
     Disclosure,
     /// Patient data was read (a handover, a consent, the patient's audit log).
@@ -64,6 +66,7 @@ impl EventCode {
             EventCode::RouteStatus => "route-status",
             EventCode::OperatorRetry => "operator-retry",
             EventCode::OperatorCancel => "operator-cancel",
+            EventCode::OperatorReplay => "operator-replay",
             EventCode::Disclosure => "disclosure",
             EventCode::PatientRead => "patient-read",
             EventCode::PatientQuery => "patient-query",

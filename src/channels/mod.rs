@@ -14,6 +14,8 @@
 
 pub mod https;
 pub mod smtp;
+pub mod spool;
+pub mod worklist;
 
 use std::future::Future;
 use std::pin::Pin;
@@ -70,4 +72,50 @@ pub trait Sink: Send + Sync {
 
     /// Delivers one message; must not panic on any input.
     fn deliver<'a>(&'a self, msg: &'a Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, Failure>>;
+}
+
+/// One sink per channel, built from `[channels.endpoints.<channel>]`: `sink = "spool"` (the default:
+/// `<spool_dir>/<channel>/`, or the endpoint's `target` directory), `"smtp"`, `"https"` or
+/// `"worklist"`. The `mdo` channel without an endpoint goes to the worklist.
+pub struct Registry {
+    sinks: std::collections::BTreeMap<Channel, std::sync::Arc<dyn Sink>>,
+}
+
+impl Registry {
+    pub fn from_config(cfg: &crate::config::Config, db: &crate::store::Db) -> Result<Registry, String> {
+        let mut sinks = std::collections::BTreeMap::new();
+        for &channel in Channel::ALL {
+            let key = channel.key();
+            let endpoint = cfg.channels.endpoints.get(key);
+            let kind = match endpoint {
+                Some(e) => e.sink.as_str(),
+                None if channel == Channel::Mdo => "worklist",
+                None => "spool",
+            };
+            let sink: std::sync::Arc<dyn Sink> = match (kind, endpoint) {
+                ("spool", e) => {
+                    let dir = e.and_then(|e| e.target.as_ref()).map(std::path::PathBuf::from).unwrap_or_else(|| cfg.spool_dir().join(key));
+                    std::sync::Arc::new(spool::SpoolSink::new(dir))
+                }
+                ("worklist", _) => std::sync::Arc::new(worklist::WorklistSink::new(db.clone())),
+                ("smtp", Some(e)) => std::sync::Arc::new(smtp::SmtpSink::from_endpoint(key, e)?),
+                ("https", Some(e)) => std::sync::Arc::new(https::HttpsSink::from_endpoint(key, e)?),
+                (other, _) => {
+                    return Err(format!("channels.endpoints.{key}.sink: unknown sink {other:?} (spool, smtp, https, worklist)"))
+                }
+            };
+            sinks.insert(channel, sink);
+        }
+        Ok(Registry { sinks })
+    }
+
+    /// Replaces the sink of one channel (an embedding application's own transport, or a test's).
+    pub fn set(&mut self, channel: Channel, sink: std::sync::Arc<dyn Sink>) {
+        self.sinks.insert(channel, sink);
+    }
+
+    /// The sink of a channel (every channel has one).
+    pub fn sink(&self, channel: Channel) -> Option<std::sync::Arc<dyn Sink>> {
+        self.sinks.get(&channel).cloned()
+    }
 }

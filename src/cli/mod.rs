@@ -106,6 +106,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
         log_format: LogFormatArg,
     },
+    /// Run only the outbox delivery workers against the configured database until SIGTERM/SIGINT.
+    Worker {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = LogFormatArg::Text)]
+        log_format: LogFormatArg,
+    },
     /// The audit trail (NEN 7513): verify its hash chain, or export one patient's entries.
     Audit {
         #[command(subcommand)]
@@ -123,6 +130,24 @@ enum BenchCommand {
         /// How long to measure.
         #[arg(long, default_value_t = 5.0)]
         seconds: f64,
+    },
+    /// Deliveries per second of the outbox: N accepted handovers in a fresh SQLite database, timed
+    /// until every route is delivered.
+    Deliver {
+        /// `spool`, or `smtp` (with `--smtp-port`) to a loopback SMTP server with STARTTLS.
+        #[arg(long, default_value = "spool")]
+        sink: String,
+        #[arg(long, default_value_t = 2000)]
+        routes: usize,
+        /// Worker tasks.
+        #[arg(long, default_value_t = 4)]
+        workers: usize,
+        /// The loopback SMTP server's port (`localhost`).
+        #[arg(long)]
+        smtp_port: Option<u16>,
+        /// PEM CA that signed the SMTP server's certificate.
+        #[arg(long)]
+        smtp_ca: Option<PathBuf>,
     },
 }
 
@@ -301,6 +326,16 @@ pub fn run() -> ExitCode {
             translate(&file, to, bsn.as_deref(), out.as_deref(), &options)
         }
         Command::Bench { command: BenchCommand::Translate { input, seconds } } => bench_translate(&input, seconds),
+        Command::Bench { command: BenchCommand::Deliver { sink, routes, workers, smtp_port, smtp_ca } } => {
+            crate::service::commands::bench_deliver(&sink, routes, workers, smtp_port, smtp_ca.as_deref())
+        }
+        Command::Worker { config, log_format } => crate::service::commands::worker(
+            config.as_deref(),
+            match log_format {
+                LogFormatArg::Text => crate::telemetry::LogFormat::Text,
+                LogFormatArg::Json => crate::telemetry::LogFormat::Json,
+            },
+        ),
         Command::Routes { sender, recipient, context, table } => routes(sender, recipient, context, table.as_deref()),
         Command::Serve { config, log_format } => crate::service::commands::serve(
             config.as_deref(),

@@ -1,7 +1,7 @@
 //! The consent gate: may this route's message go to this recipient?
 //!
 //! [`decide`] is the one function every stage asks: intake when a handover is accepted, the consent
-//! API when the patient's consent changes, and (later) delivery just before each attempt. It is pure:
+//! API when the patient's consent changes, and the outbox just before each delivery attempt. It is pure:
 //! the caller loads the stored consent and passes what the record says.
 //!
 //! The rule (interface.md "Consent rule"), in order:

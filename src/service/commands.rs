@@ -1,4 +1,5 @@
-//! The service's command-line commands: `serve`, `audit verify`, `audit export`. The `cli` module
+//! The service's command-line commands: `serve`, `worker`, `audit verify`, `audit export`,
+//! `bench deliver`. The `cli` module
 //! parses arguments and calls these; they return the exit status.
 
 use std::path::Path;
@@ -37,6 +38,132 @@ pub fn serve(config: Option<&Path>, log_format: LogFormat) -> u8 {
             eprintln!("acp-gateway: {e}");
             EXIT_FAILED
         }
+    }
+}
+
+/// `acp-gateway worker [--config FILE]`: only the outbox workers (`[delivery] workers`, at least
+/// one), against the configured database, until SIGTERM/SIGINT; then the current round finishes.
+pub fn worker(config: Option<&Path>, log_format: LogFormat) -> u8 {
+    telemetry::init(log_format);
+    let cfg = match load(config) {
+        Ok(c) => c,
+        Err(code) => return code,
+    };
+    let result = runtime().and_then(|rt| {
+        rt.block_on(async {
+            let db = crate::service::startup::open_db(&cfg, true).await?;
+            let gateway = crate::service::Gateway::new(db, Vec::new(), cfg.audit.source_id.clone());
+            let outbox = std::sync::Arc::new(crate::service::startup::outbox(&cfg, &gateway)?);
+            let workers = outbox.start(cfg.delivery.workers.max(1));
+            crate::service::startup::shutdown_signal().await;
+            tracing::info!("shutdown requested: finishing the current delivery round");
+            workers.stop(std::time::Duration::from_secs(cfg.server.shutdown_grace_seconds)).await;
+            gateway.db.close().await;
+            Ok::<(), String>(())
+        })
+    });
+    match result {
+        Ok(()) => EXIT_OK,
+        Err(e) => {
+            eprintln!("acp-gateway: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+/// `acp-gateway bench deliver --sink spool|smtp [--routes N] [--workers W] [--smtp-port P]`: accepts
+/// N handovers (one Edifact route each) into a fresh SQLite database in a temporary directory, then
+/// times the outbox delivering all of them and prints deliveries per second.
+pub fn bench_deliver(sink: &str, routes: usize, workers: usize, smtp_port: Option<u16>, smtp_ca: Option<&Path>) -> u8 {
+    let dir = std::env::temp_dir().join(format!("acp-gateway-bench-deliver-{}", crate::service::clock::new_id()));
+    let mut toml = format!(
+        "data_dir = {dir:?}\n[delivery]\nworkers = 0\nbatch = 32\nbase_delay_ms = 50\nmax_delay_ms = 1000\n",
+        dir = dir.display().to_string()
+    );
+    match (sink, smtp_port) {
+        ("spool", _) => {}
+        ("smtp", Some(port)) => {
+            toml.push_str(&format!(
+                "[channels.endpoints.edifact]\nsink = \"smtp\"\nhost = \"localhost\"\nport = {port}\nfrom = \"gateway@localhost\"\nto = \"{{edifact}}@localhost\"\n"
+            ));
+            if let Some(ca) = smtp_ca {
+                toml.push_str(&format!("ca_file = {:?}\n", ca.display().to_string()));
+            }
+        }
+        _ => {
+            eprintln!("acp-gateway: --sink is spool, or smtp with --smtp-port (and --smtp-ca for a test CA)");
+            return EXIT_USAGE;
+        }
+    }
+    let _ = std::fs::create_dir_all(&dir);
+    let path = dir.join("bench.toml");
+    let cfg = match std::fs::write(&path, toml).map_err(|e| e.to_string()).and_then(|_| Config::load_with_env(Some(&path), Vec::new())) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("acp-gateway: bench configuration: {e}");
+            return EXIT_USAGE;
+        }
+    };
+    let result = runtime().and_then(|rt| rt.block_on(bench_deliver_run(&cfg, routes.max(1), workers.max(1))));
+    let _ = std::fs::remove_dir_all(&dir);
+    match result {
+        Ok(line) => {
+            println!("{line}");
+            EXIT_OK
+        }
+        Err(e) => {
+            eprintln!("acp-gateway: {e}");
+            EXIT_FAILED
+        }
+    }
+}
+
+async fn bench_deliver_run(cfg: &Config, routes: usize, workers: usize) -> Result<String, String> {
+    use crate::service::model::{Caller, OrgId, Scope};
+    let db = crate::service::startup::open_db(cfg, true).await?;
+    let gateway = crate::service::Gateway::new(db, Vec::new(), cfg.audit.source_id.clone());
+    let caller = Caller {
+        client_id: "bench".into(),
+        org: OrgId::ura("00000001")?,
+        role: "medisch-specialist".into(),
+        scopes: Scope::ALL.to_vec(),
+        access_point: None,
+        authentication: "bench",
+    };
+    let body = serde_json::json!({
+        "record": {
+            "date_filled_in": "2025-06-02",
+            "patient": {"bsn": "999990019", "name": {"given": "Grietje", "family": "Bakker"}, "birth_date": "1941-03-09"},
+            "treatment_limits": {"resuscitation": {"decision": "do-not-perform", "explanation": "Op eigen verzoek"}},
+            "sharing_consent": "agreed"
+        },
+        "sender": {"role": "medisch-specialist", "organization": {"ura": "00000001"}},
+        "recipients": [{"role": "huisarts", "organization": {"ura": "22222222"}, "endpoints": {"edifact": "GPBENCH1"}}],
+        "context": "discharge"
+    })
+    .to_string();
+    for _ in 0..routes {
+        gateway.submit(&caller, body.as_bytes(), None).await.map_err(|e| format!("accepting a handover: {e}"))?;
+    }
+    let outbox = std::sync::Arc::new(crate::service::startup::outbox(cfg, &gateway)?);
+    let start = std::time::Instant::now();
+    let running = outbox.start(workers);
+    loop {
+        let counts = crate::store::route_counts(&gateway.db).await.map_err(|e| e.to_string())?;
+        let n = |s: &str| counts.iter().find(|(k, _)| k == s).map_or(0, |(_, n)| *n);
+        if n("delivered") + n("dead") >= routes as i64 {
+            let elapsed = start.elapsed().as_secs_f64();
+            running.stop(std::time::Duration::from_secs(10)).await;
+            gateway.db.close().await;
+            let sink = outbox.sinks.sink(crate::routing::Channel::Edifact).map_or("?", |s| s.kind());
+            return Ok(format!(
+                "deliver ({sink}, SQLite, {workers} workers): {} delivered, {} dead in {elapsed:.2} s = {:.0} deliveries/s",
+                n("delivered"),
+                n("dead"),
+                n("delivered") as f64 / elapsed
+            ));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
 }
 

@@ -18,6 +18,9 @@ pub struct Metrics {
     handovers: Mutex<BTreeMap<&'static str, u64>>,
     /// permit | deny → count.
     consent: Mutex<BTreeMap<&'static str, u64>>,
+    /// Delivery state changes of a route (failing, recovered, dead, delivered) → count: one per
+    /// change, never one per attempt, so an alert on `failing` or `dead` fires once per route.
+    delivery: Mutex<BTreeMap<&'static str, u64>>,
 }
 
 fn bump<K: Ord>(m: &Mutex<BTreeMap<K, u64>>, k: K, by: u64) {
@@ -37,6 +40,10 @@ impl Metrics {
 
     pub fn consent_decision(&self, permit: bool) {
         bump(&self.consent, if permit { "permit" } else { "deny" }, 1);
+    }
+
+    pub fn delivery_change(&self, change: &'static str) {
+        bump(&self.delivery, change, 1);
     }
 
     /// The exposition text. Database gauges that cannot be read are left out (and `/readyz` says why).
@@ -60,6 +67,12 @@ impl Metrics {
         let consent = self.consent.lock().unwrap_or_else(|e| e.into_inner()).clone();
         for d in ["permit", "deny"] {
             let _ = writeln!(out, "acp_gateway_consent_decisions_total{{decision=\"{d}\"}} {}", consent.get(d).unwrap_or(&0));
+        }
+        out.push_str("# HELP acp_gateway_delivery_state_changes_total Route delivery state changes (failing, recovered, dead, delivered); one per change, not per attempt.\n");
+        out.push_str("# TYPE acp_gateway_delivery_state_changes_total counter\n");
+        let delivery = self.delivery.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        for c in ["failing", "recovered", "dead", "delivered"] {
+            let _ = writeln!(out, "acp_gateway_delivery_state_changes_total{{change=\"{c}\"}} {}", delivery.get(c).unwrap_or(&0));
         }
         if let Ok(counts) = crate::store::route_counts(db).await {
             out.push_str("# HELP acp_gateway_routes Routes by status.\n");

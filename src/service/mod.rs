@@ -84,7 +84,10 @@ pub struct ConsentState {
 /// The gateway: database, clients, metrics and settings, shared by every request.
 pub struct Gateway {
     pub db: Db,
-    pub metrics: Metrics,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the outbox workers of this process when a route becomes due (a new handover, a retry,
+    /// a replay); they also poll, for routes other processes make due.
+    pub wake: Arc<tokio::sync::Notify>,
     pub clients: Vec<Client>,
     pub source_id: String,
     /// The regional handover table (`mappings/routes.toml`).
@@ -127,7 +130,8 @@ fn sharing_key(s: Option<SharingConsent>) -> Option<String> {
     })
 }
 
-fn sharing_from_key(s: Option<&str>) -> Option<SharingConsent> {
+/// Form item 8b as the handovers table stores it.
+pub(crate) fn sharing_from_key(s: Option<&str>) -> Option<SharingConsent> {
     match s {
         Some("agreed") => Some(SharingConsent::Agreed),
         Some("unknown") => Some(SharingConsent::Unknown),
@@ -135,7 +139,8 @@ fn sharing_from_key(s: Option<&str>) -> Option<SharingConsent> {
     }
 }
 
-fn stored_consent(row: &ConsentRow) -> Option<StoredConsent> {
+/// The stored consent row as the consent gate reads it.
+pub(crate) fn stored_consent(row: &ConsentRow) -> Option<StoredConsent> {
     Some(StoredConsent {
         decision: StoredDecision::parse(&row.decision)?,
         actors: row.actors_json.as_deref().and_then(|j| serde_json::from_str::<Vec<OrgId>>(j).ok()),
@@ -154,6 +159,10 @@ fn route_view(r: &RouteRow) -> RouteView {
         attempts: r.attempts,
         next_attempt_at: r.next_attempt_at.clone(),
         last_error: r.last_error.clone(),
+        delivered_at: r.delivered_at.clone(),
+        receipt: r.receipt.clone(),
+        replay_of: r.replay_of.clone(),
+        replay_number: (r.replay_number > 0).then_some(r.replay_number),
         consent: ConsentDecisionView {
             permit: r.consent_permit,
             reason: r.consent_reason.clone(),
@@ -207,7 +216,7 @@ fn rebase(mut p: Problem, record_is_json: bool) -> Problem {
 
 impl Gateway {
     pub fn new(db: Db, clients: Vec<Client>, source_id: String) -> Gateway {
-        Gateway { db, metrics: Metrics::default(), clients, source_id, routes: RouteTable::load() }
+        Gateway { db, metrics: Arc::new(Metrics::default()), wake: Arc::new(tokio::sync::Notify::new()), clients, source_id, routes: RouteTable::load() }
     }
 
     /// An audit entry of `caller`'s action, with the object fields left for the caller to fill.
@@ -412,6 +421,10 @@ impl Gateway {
                 consent_reason: decision.reason.clone(),
                 consent_decided_at: now.clone(),
                 updated_at: now.clone(),
+                delivered_at: None,
+                receipt: None,
+                replay_of: None,
+                replay_number: 0,
             };
             store::insert_route(&mut tx, &route).await?;
             let (body, encoding) = pr.message.body.stored();
@@ -428,6 +441,7 @@ impl Gateway {
             store::set_idempotency_response(&mut tx, &caller.client_id, key, 201, &body).await?;
         }
         tx.commit().await?;
+        self.wake.notify_waiters();
         self.metrics.handover("accepted");
         tracing::info!(handover = %handover_id, routes = routes.len(), "handover accepted");
         Ok(Submitted { status: 201, body, handover_id: Some(handover_id), replayed: false })
@@ -683,15 +697,10 @@ impl Gateway {
     // --------------------------------------------------------------------------------------------
     // Operator actions
 
-    /// `POST /v1/handovers/{id}/routes/{route}/retry|cancel`: only the sending organisation acts on
-    /// its routes. Retry re-checks consent: a route consent does not permit goes to `blocked-consent`.
-    pub async fn route_action(&self, caller: &Caller, handover_id: &str, route_id: &str, retry: bool) -> Result<RouteView> {
-        Self::require(caller, Scope::Operator)?;
-        let now = clock::now();
-        let mut tx = self.db.begin().await?;
-        audit::lock(&mut tx, self.db.backend).await?;
-        let h = store::get_handover(&mut *tx, handover_id).await?.ok_or(ServiceError::NotFound)?;
-        let route = store::route_for_update(&mut tx, self.db.backend, route_id)
+    /// The handover and route an operator acts on, locked; only the sending organisation may act.
+    async fn operated_route(&self, tx: &mut store::Tx, caller: &Caller, handover_id: &str, route_id: &str) -> Result<(HandoverRow, RouteRow)> {
+        let h = store::get_handover(&mut **tx, handover_id).await?.ok_or(ServiceError::NotFound)?;
+        let route = store::route_for_update(tx, self.db.backend, route_id)
             .await?
             .filter(|r| r.handover_id == h.id)
             .ok_or(ServiceError::NotFound)?;
@@ -699,11 +708,22 @@ impl Gateway {
             // A recipient that may see the route learns nothing new from a 403; others get 404.
             let sees = route.recipient_org.as_deref() == Some(caller.org.as_str()) && route.status != RouteStatus::BlockedConsent.as_str();
             return Err(if sees {
-                ServiceError::Forbidden("only the sending organisation can retry or cancel a route".into())
+                ServiceError::Forbidden("only the sending organisation can retry, cancel or replay a route".into())
             } else {
                 ServiceError::NotFound
             });
         }
+        Ok((h, route))
+    }
+
+    /// `POST /v1/handovers/{id}/routes/{route}/retry|cancel`: only the sending organisation acts on
+    /// its routes. Retry re-checks consent: a route consent does not permit goes to `blocked-consent`.
+    pub async fn route_action(&self, caller: &Caller, handover_id: &str, route_id: &str, retry: bool) -> Result<RouteView> {
+        Self::require(caller, Scope::Operator)?;
+        let now = clock::now();
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        let (h, route) = self.operated_route(&mut tx, caller, handover_id, route_id).await?;
         let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
         let scope = Scope::Operator;
         let base = AuditEvent {
@@ -731,7 +751,7 @@ impl Gateway {
             let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
             let org = route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
             let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
-            events.push(AuditEvent { outcome_description: Some(format!("retry requested (route was {})", from.as_str())), ..base });
+            events.push(AuditEvent { outcome_description: Some(format!("retry requested (route was {} after {} attempt(s))", from.as_str(), route.attempts)), ..base });
             events.push(self.consent_event(caller, scope, &now, &h.patient_bsn, &route, &d));
             if d.permit {
                 (RouteStatus::Pending, None, Some((true, d.reason)), Some(now.clone()))
@@ -753,12 +773,156 @@ impl Gateway {
             now: &now,
         };
         store::update_route(&mut tx, &route.id, &update).await?;
+        if retry {
+            // A fresh attempt budget; the audit trail keeps the attempts made so far.
+            store::outbox::reset_attempts(&mut tx, &route.id).await?;
+        }
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &route, Some(from.as_str()), to, reason.as_deref()));
         audit::append(&mut tx, self.db.backend, &events).await?;
         let updated = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.ok_or(ServiceError::NotFound)?;
         tx.commit().await?;
+        if to == RouteStatus::Pending {
+            self.wake.notify_waiters();
+        }
         tracing::info!(handover = %h.id, route = %route.id, action = if retry { "retry" } else { "cancel" }, to = to.as_str(), "operator action");
         Ok(route_view(&updated))
+    }
+
+    /// `POST /v1/handovers/{id}/routes/{route}/replay[?rerender=true]`: sends a delivered route again
+    /// as a new route linked to it (`replay_of`, `replay_number`), with the original rendered message,
+    /// or re-rendered from the stored record with the current mappings. Consent is decided anew; a
+    /// deny refuses the replay (409) and is audited. The original route keeps its own history.
+    pub async fn replay_route(&self, caller: &Caller, handover_id: &str, route_id: &str, rerender: bool) -> Result<RouteView> {
+        Self::require(caller, Scope::Operator)?;
+        let now = clock::now();
+        let scope = Scope::Operator;
+        let mut tx = self.db.begin().await?;
+        audit::lock(&mut tx, self.db.backend).await?;
+        let (h, original) = self.operated_route(&mut tx, caller, handover_id, route_id).await?;
+        if original.status != RouteStatus::Delivered.as_str() {
+            return Err(ServiceError::Conflict(format!("the route is {}; only a delivered route can be replayed (retry a dead one)", original.status)));
+        }
+        let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
+        let org = original.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
+        let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
+        let base = AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(h.patient_bsn.clone()),
+            object_type: "route".into(),
+            object_id: Some(original.id.clone()),
+            handover_id: Some(h.id.clone()),
+            route_id: Some(original.id.clone()),
+            recipient: original.recipient_org.clone(),
+            ..self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now)
+        };
+        let mut events = vec![self.consent_event(caller, scope, &now, &h.patient_bsn, &original, &d)];
+        if !d.permit {
+            events.push(AuditEvent { outcome: Outcome::Refused, outcome_description: Some(format!("replay refused: {}", d.reason)), ..base });
+            audit::append(&mut tx, self.db.backend, &events).await?;
+            tx.commit().await?;
+            return Err(ServiceError::Conflict(format!("consent does not permit sending this route again: {}", d.reason)));
+        }
+        let (content_type, renderer, body, encoding) = if rerender {
+            let record_json = store::outbox::record_json(&mut tx, &h.id).await?.ok_or(ServiceError::NotFound)?;
+            let record = intake::read(record_json.as_bytes())
+                .valid_record()
+                .cloned()
+                .ok_or_else(|| ServiceError::Conflict("the stored record no longer validates with the current mappings; replay the original message instead".into()))?;
+            let channel = original.channel.parse::<routing::Channel>().map_err(|e| ServiceError::Conflict(e.to_string()))?;
+            let recipient: Value = serde_json::from_str(&original.recipient_json).unwrap_or(Value::Null);
+            // The same context as at intake, so a re-render differs only where the mappings changed.
+            let envelope: Value = serde_json::from_str(&h.envelope_json).unwrap_or(Value::Null);
+            let recipient_index = envelope
+                .get("recipients")
+                .and_then(Value::as_array)
+                .and_then(|all| all.iter().position(|r| *r == recipient))
+                .unwrap_or(0);
+            let ctx = render::RouteContext { sender: envelope.get("sender").unwrap_or(&Value::Null), recipient_index, source_date_epoch: None };
+            let m = render::render_route(channel, &record, &recipient, &ctx)
+                .map_err(|e| ServiceError::Conflict(format!("cannot re-render the {channel} message: {}", e.message)))?;
+            let (body, encoding) = m.body.stored();
+            (m.content_type.to_owned(), m.renderer.to_owned(), body.into_owned(), encoding.to_owned())
+        } else {
+            let (ct, body, encoding) = store::outbox::message(&mut *tx, &original.id).await?.ok_or_else(|| {
+                ServiceError::Conflict("the original message is no longer stored (retention); replay with ?rerender=true".into())
+            })?;
+            (ct, "replay of the original message".to_owned(), body, encoding)
+        };
+        // A replay of a replay is linked to the first route, so the numbers count every resend of it.
+        let root = original.replay_of.clone().unwrap_or_else(|| original.id.clone());
+        let (number, position) = store::outbox::next_replay(&mut tx, &root, &h.id).await?;
+        let replay = RouteRow {
+            id: clock::new_id(),
+            position,
+            status: RouteStatus::Pending.as_str().to_owned(),
+            reason: Some(format!("replay {number} of route {root}{}", if rerender { ", re-rendered" } else { "" })),
+            attempts: 0,
+            next_attempt_at: Some(now.clone()),
+            last_error: None,
+            consent_permit: true,
+            consent_reason: d.reason.clone(),
+            consent_decided_at: now.clone(),
+            updated_at: now.clone(),
+            delivered_at: None,
+            receipt: None,
+            replay_of: Some(root.clone()),
+            replay_number: number,
+            ..original.clone()
+        };
+        store::insert_route(&mut tx, &replay).await?;
+        store::insert_message(&mut tx, &replay.id, &content_type, &renderer, &body, &encoding, &now).await?;
+        events.push(AuditEvent {
+            outcome_description: Some(format!(
+                "replay {number} requested as route {} ({})",
+                replay.id,
+                if rerender { "re-rendered with the current mappings" } else { "the original rendered message" }
+            )),
+            ..base
+        });
+        events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &replay, None, RouteStatus::Pending, replay.reason.as_deref()));
+        audit::append(&mut tx, self.db.backend, &events).await?;
+        tx.commit().await?;
+        self.wake.notify_waiters();
+        tracing::info!(handover = %h.id, route = %original.id, replay = %replay.id, number, rerender, "operator replay");
+        Ok(route_view(&replay))
+    }
+
+    /// `GET /v1/worklist[?since=TIME]`: the MDO worklist items addressed to the caller's organisation,
+    /// oldest first; reading them is audited per patient.
+    pub async fn worklist(&self, caller: &Caller, since: Option<&str>) -> Result<WorklistView> {
+        Self::require(caller, Scope::HandoversRead)?;
+        let items = store::outbox::worklist_for(self.db.reader(), caller.org.as_str(), since, 100).await?;
+        let now = clock::now();
+        let mut seen = BTreeSet::new();
+        let events: Vec<AuditEvent> = items
+            .iter()
+            .filter(|i| seen.insert(i.handover_id.clone()))
+            .map(|i| AuditEvent {
+                patient_id_type: Some("BSN".into()),
+                patient_id: Some(i.patient_bsn.clone()),
+                object_type: "worklist-item".into(),
+                object_id: Some(i.id.clone()),
+                handover_id: Some(i.handover_id.clone()),
+                route_id: Some(i.route_id.clone()),
+                outcome_description: Some("MDO worklist fetched".into()),
+                ..self.event(caller, Scope::HandoversRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
+            })
+            .collect();
+        self.append_alone(&events).await?;
+        Ok(WorklistView {
+            items: items
+                .into_iter()
+                .map(|i| WorklistItemView {
+                    id: i.id,
+                    handover_id: i.handover_id,
+                    route_id: i.route_id,
+                    content_type: i.content_type,
+                    encoding: i.encoding,
+                    body: i.body,
+                    created_at: i.created_at,
+                })
+                .collect(),
+        })
     }
 
     // --------------------------------------------------------------------------------------------

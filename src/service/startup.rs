@@ -19,6 +19,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use crate::config::{Config, TlsConfig};
+use crate::outbox::{Outbox, Workers};
 use crate::service::model::{Client, OrgId, Scope};
 use crate::routing::Channel;
 use crate::service::{clock, Gateway};
@@ -34,6 +35,9 @@ pub struct Server {
     pub dev_token: Option<String>,
     pub gateway: Arc<Gateway>,
     pub tls: bool,
+    /// The delivery workers running in this process (none with `[delivery] workers = 0`).
+    workers: Option<Workers>,
+    grace: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
@@ -147,6 +151,8 @@ impl Server {
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
         let gateway = Arc::new(Gateway::new(db, clients, cfg.audit.source_id.clone()));
+        let outbox = Arc::new(outbox(cfg, &gateway)?);
+        let workers = (cfg.delivery.workers > 0).then(|| outbox.start(cfg.delivery.workers));
         let tls = cfg.server.tls.as_ref().map(tls_config).transpose()?;
         let mtls = cfg.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let app = crate::api::app(gateway.clone(), mtls).into_make_service_with_connect_info::<SocketAddr>();
@@ -196,7 +202,7 @@ impl Server {
             }
         };
         tracing::info!(%addr, tls = is_tls, mtls, database = ?gateway.db.backend, "acp-gateway listening");
-        Ok(Server { addr, dev_token, gateway, tls: is_tls, shutdown: Some(tx), task })
+        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, grace, shutdown: Some(tx), task })
     }
 
     /// The base URL (`http://127.0.0.1:PORT`).
@@ -209,10 +215,30 @@ impl Server {
         if let Some(tx) = self.shutdown.take() {
             let _ = tx.send(());
         }
-        let r = (&mut self.task).await.map_err(|e| e.to_string())?;
+        let r = (&mut self.task).await.map_err(|e| e.to_string());
+        // Workers finish their round (the outcomes of attempts in flight are recorded), then stop.
+        if let Some(w) = self.workers.take() {
+            w.stop(self.grace).await;
+        }
+        let r = r?;
         self.gateway.db.close().await;
         r
     }
+}
+
+/// The outbox of a gateway: its sinks from `[channels]`, its policy from `[delivery]`, sharing the
+/// gateway's database, metrics and wake-up signal.
+pub fn outbox(cfg: &Config, gateway: &Gateway) -> Result<Outbox, String> {
+    let sinks = crate::channels::Registry::from_config(cfg, &gateway.db)?;
+    Ok(Outbox {
+        db: gateway.db.clone(),
+        metrics: gateway.metrics.clone(),
+        sinks,
+        config: cfg.delivery.clone(),
+        source_id: cfg.audit.source_id.clone(),
+        wake: gateway.wake.clone(),
+        node: format!("{}-{}", std::process::id(), &clock::new_id()[..8]),
+    })
 }
 
 /// Runs until SIGTERM or SIGINT, then drains and returns.
@@ -232,7 +258,7 @@ pub async fn run(cfg: Config) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+pub async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
     };

@@ -45,9 +45,23 @@ pub struct RouteView {
     pub status: RouteStatus,
     /// Why the route has its status (e.g. the consent decision that blocks it).
     pub reason: Option<String>,
+    /// Delivery attempts so far (an operator's retry starts a fresh count).
     pub attempts: i64,
+    /// When the outbox tries next (`pending` / `retrying`).
     pub next_attempt_at: Option<String>,
+    /// The last failed attempt's error, kept after a later success for the record.
     pub last_error: Option<String>,
+    /// When the receiver took the message, and its receipt (a spool path, a Message-ID, a Location).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub delivered_at: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub receipt: Option<String>,
+    /// For a replay: the route it sends again, and which replay of it this is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_of: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub replay_number: Option<i64>,
+    /// The last consent decision (taken at intake, on each consent change, and before each attempt).
     pub consent: ConsentDecisionView,
 }
 
@@ -56,6 +70,26 @@ pub struct ConsentDecisionView {
     pub permit: bool,
     pub reason: String,
     pub decided_at: String,
+}
+
+/// The MDO worklist of the caller's organisation.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorklistView {
+    pub items: Vec<WorklistItemView>,
+}
+
+/// One item on an MDO worklist: a rendered message for the receiving team.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct WorklistItemView {
+    /// The delivery key (stable: the same item is never listed twice under two ids).
+    pub id: String,
+    pub handover_id: String,
+    pub route_id: String,
+    pub content_type: String,
+    /// `utf-8` (the body is the text) or `base64`.
+    pub encoding: String,
+    pub body: String,
+    pub created_at: String,
 }
 
 #[derive(Debug, Clone, Serialize, ToSchema)]

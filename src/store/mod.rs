@@ -11,6 +11,8 @@
 //! in the gateway instead of failing with SQLITE_BUSY), and reads use a separate pool; on PostgreSQL
 //! one pool serves both and the audit chain head row is locked with `SELECT ... FOR UPDATE`.
 
+pub mod outbox;
+
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -220,10 +222,17 @@ pub struct RouteRow {
     pub consent_reason: String,
     pub consent_decided_at: String,
     pub updated_at: String,
+    /// When the receiver took the message, and what it said (the sink's receipt).
+    pub delivered_at: Option<String>,
+    pub receipt: Option<String>,
+    /// For a replay: the delivered route it repeats, and which replay of it this is (1, 2, ...).
+    pub replay_of: Option<String>,
+    pub replay_number: i64,
 }
 
 const ROUTE_COLS: &str = "id, handover_id, position, recipient_json, recipient_org, recipient_role, channel, status, reason, \
-     attempts, next_attempt_at, last_error, consent_permit, consent_reason, consent_decided_at, updated_at";
+     attempts, next_attempt_at, last_error, consent_permit, consent_reason, consent_decided_at, updated_at, \
+     delivered_at, receipt, replay_of, replay_number";
 
 fn route_row(r: &AnyRow) -> Result<RouteRow, sqlx::Error> {
     Ok(RouteRow {
@@ -243,6 +252,10 @@ fn route_row(r: &AnyRow) -> Result<RouteRow, sqlx::Error> {
         consent_reason: r.try_get("consent_reason")?,
         consent_decided_at: r.try_get("consent_decided_at")?,
         updated_at: r.try_get("updated_at")?,
+        delivered_at: r.try_get("delivered_at")?,
+        receipt: r.try_get("receipt")?,
+        replay_of: r.try_get("replay_of")?,
+        replay_number: r.try_get("replay_number")?,
     })
 }
 
@@ -316,8 +329,8 @@ pub async fn insert_handover(tx: &mut Tx, h: &HandoverRow, received_payload: &st
 pub async fn insert_route(tx: &mut Tx, r: &RouteRow) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO routes (id, handover_id, position, recipient_json, recipient_org, recipient_role, channel, status, reason, \
-         attempts, next_attempt_at, last_error, consent_permit, consent_reason, consent_decided_at, updated_at) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         attempts, next_attempt_at, last_error, consent_permit, consent_reason, consent_decided_at, updated_at, replay_of, replay_number) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
     )
     .bind(&r.id)
     .bind(&r.handover_id)
@@ -335,6 +348,8 @@ pub async fn insert_route(tx: &mut Tx, r: &RouteRow) -> Result<(), sqlx::Error> 
     .bind(&r.consent_reason)
     .bind(&r.consent_decided_at)
     .bind(&r.updated_at)
+    .bind(&r.replay_of)
+    .bind(r.replay_number)
     .execute(&mut **tx)
     .await?;
     Ok(())

@@ -3,6 +3,10 @@
 //! clients of three organisations, and helpers to call it, to run the real binary's `audit`
 //! commands against the same database, and to tamper with the database directly.
 //!
+//! The service tests check what intake stores, so their gateway runs no delivery workers
+//! (`[delivery] workers = 0`) and routes stay as accepted; the delivery tests pass their own
+//! `[delivery]` section through [`Harness::sqlite_with`] / [`Harness::postgres_with`].
+//!
 //! PostgreSQL comes from `ACP_TEST_POSTGRES_URL` (default `postgres://postgres@127.0.0.1:5432/test`);
 //! each harness creates its own database and drops it afterwards. When PostgreSQL is unreachable the
 //! PostgreSQL tests fail if `CI` is set, and otherwise print a loud SKIPPED line and pass.
@@ -31,6 +35,9 @@ pub const STRANGER_URA: &str = "33333333";
 
 pub const BSN: &str = "999990019";
 pub const OTHER_BSN: &str = "999911120";
+
+/// The service tests' gateway delivers nothing: routes stay as intake stored them.
+pub const NO_DELIVERY: &str = "[delivery]\nworkers = 0\n";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
@@ -79,15 +86,25 @@ fn with_database(url: &str, db: &str) -> String {
 impl Harness {
     /// A gateway on SQLite in a fresh temporary directory.
     pub async fn sqlite() -> Harness {
+        Self::sqlite_with(NO_DELIVERY).await
+    }
+
+    /// A gateway on SQLite with extra configuration (a `[delivery]` section, channel endpoints).
+    pub async fn sqlite_with(extra: &str) -> Harness {
         let dir = std::env::temp_dir().join(format!("acp-gateway-test-{}", random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = format!("sqlite:{}", dir.join("gateway.db").display());
-        Self::start(dir, url, Backend::Sqlite, None).await
+        Self::start(dir, url, Backend::Sqlite, None, extra).await
     }
 
     /// A gateway on a fresh PostgreSQL database; `None` (after a loud SKIPPED line) when PostgreSQL
     /// is unreachable outside CI.
     pub async fn postgres(test: &str) -> Option<Harness> {
+        Self::postgres_with(test, NO_DELIVERY).await
+    }
+
+    /// A gateway on a fresh PostgreSQL database with extra configuration.
+    pub async fn postgres_with(test: &str, extra: &str) -> Option<Harness> {
         sqlx::any::install_default_drivers();
         let admin = postgres_admin_url();
         let mut conn = match sqlx::PgConnection::connect(&admin).await {
@@ -106,7 +123,7 @@ impl Harness {
         let dir = std::env::temp_dir().join(format!("acp-gateway-test-{}", random_suffix()));
         std::fs::create_dir_all(&dir).unwrap();
         let url = with_database(&admin, &name);
-        Some(Self::start(dir, url, Backend::Postgres, Some((admin, name))).await)
+        Some(Self::start(dir, url, Backend::Postgres, Some((admin, name)), extra).await)
     }
 
     pub async fn new(backend: Backend, test: &str) -> Option<Harness> {
@@ -116,7 +133,7 @@ impl Harness {
         }
     }
 
-    async fn start(dir: PathBuf, db_url: String, backend: Backend, pg: Option<(String, String)>) -> Harness {
+    async fn start(dir: PathBuf, db_url: String, backend: Backend, pg: Option<(String, String)>, extra: &str) -> Harness {
         let all = r#"["handovers:write", "handovers:read", "consent:write", "consent:read", "audit:read", "operator"]"#;
         let toml = format!(
             r#"data_dir = "{dir}"
@@ -150,6 +167,8 @@ organization = {{ ura = "{STRANGER_URA}" }}
 role = "wijkverpleging"
 token_sha256 = "{s}"
 scopes = {all}
+
+{extra}
 "#,
             dir = dir.display(),
             h = sha(HOSPITAL),
