@@ -221,7 +221,7 @@ impl<'a> Tree<'a> {
         for (i, v) in list.iter().enumerate() {
             let path = match links[i] {
                 Some(link) => {
-                    let path = owner.key("item").raw(&form::where_link(link));
+                    let path = owner.key("item").link(link);
                     // Repeated siblings (phones, several 4g limits) are told apart by an index.
                     if links.iter().filter(|l| **l == Some(link)).count() > 1 {
                         path.index(links[..i].iter().filter(|l| **l == Some(link)).count())
@@ -304,6 +304,22 @@ impl<'a> Tree<'a> {
         Some(AnswerNode { path, value, kids })
     }
 
+    /// Depth first, in document order, through `nodes` and what is inside them (as [`Tree::inner`]
+    /// lists it), without a list per node: the walk searches once per linkId of the form.
+    fn find_in(&self, nodes: &[usize], link: &str, out: &mut Vec<usize>) {
+        for &n in nodes {
+            let node = &self.nodes[n];
+            if node.link == link {
+                out.push(n);
+                continue;
+            }
+            self.find_in(&node.kids, link, out);
+            for a in &node.answers {
+                self.find_in(&a.kids, link, out);
+            }
+        }
+    }
+
     /// The items directly inside `n`: nested under the item and under its answers.
     fn inner(&self, n: usize) -> Vec<usize> {
         let node = &self.nodes[n];
@@ -357,14 +373,7 @@ impl<'a> Reader<'a, '_> {
     /// descend into an occurrence (an item never contains its own linkId).
     fn find(&self, link: &str) -> Vec<usize> {
         let mut out = Vec::new();
-        let mut stack: Vec<usize> = self.scope.iter().rev().copied().collect();
-        while let Some(n) = stack.pop() {
-            if self.tree.nodes[n].link == link {
-                out.push(n);
-                continue;
-            }
-            stack.extend(self.tree.inner(n).into_iter().rev());
-        }
+        self.tree.find_in(&self.scope, link, &mut out);
         out
     }
 
@@ -981,15 +990,11 @@ pub(crate) mod form {
                     path = path.index(0);
                 }
             }
-            path = path.key("item").raw(&where_link(i.link));
+            path = path.key("item").link(i.link);
         }
         path
     }
 
-    /// The FHIRPath filter for a linkId (a quote in a received linkId is escaped, so the path stays valid).
-    pub(crate) fn where_link(link: &str) -> String {
-        format!("where(linkId='{}')", link.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 
     /// The Ja/Nee answers with local codes (1406, 984, 1200), which the record holds as booleans; their
     /// codes are the value set `[yes-no]`.
@@ -1730,7 +1735,7 @@ mod tests {
         );
         assert_eq!(at("/advance_directives/0/date"), "QuestionnaireResponse");
         // A received linkId with a quote still gives a valid FHIRPath string literal.
-        assert_eq!(where_link("a'b"), r"where(linkId='a\'b')");
+        assert_eq!(crate::intake::cursor::where_link("a'b"), r"where(linkId='a\'b')");
         assert_eq!(at(""), "QuestionnaireResponse");
     }
 
