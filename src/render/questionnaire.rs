@@ -26,6 +26,17 @@ use crate::record::*;
 
 /// The record as a QuestionnaireResponse. Total: any record gives a response, never a panic.
 pub fn render(record: &AcpRecord) -> Value {
+    let body = body(record);
+    let mut qr = Map::new();
+    qr.insert("resourceType".into(), "QuestionnaireResponse".into());
+    qr.insert("id".into(), content_id(&body).into());
+    qr.extend(body);
+    Value::Object(qr)
+}
+
+/// The response's elements after `resourceType` and `id`, in output order. The FHIR Bundle gives the
+/// response an id of its own, so it takes this part and is spared hashing the whole item tree.
+pub(crate) fn body(record: &AcpRecord) -> Map<String, Value> {
     // The walk works on `&mut`, since the reader fills the record through it; the writer only reads.
     let mut copy = record.clone();
     let mut writer = Writer { open: vec![Vec::new()], emitted: 0 };
@@ -48,12 +59,7 @@ pub fn render(record: &AcpRecord) -> Value {
     if !items.is_empty() {
         body.insert("item".into(), Value::Array(items));
     }
-
-    let mut qr = Map::new();
-    qr.insert("resourceType".into(), "QuestionnaireResponse".into());
-    qr.insert("id".into(), content_id(&body).into());
-    qr.extend(body);
-    Value::Object(qr)
+    body
 }
 
 /// The BSN when known, otherwise the first other identifier: `subject.identifier` holds one.
