@@ -1146,20 +1146,7 @@ impl<'r> Builder<'r> {
     /// The record as the national form, which carries what the profiles cannot (7a/7b, 8b, 8a "Nee",
     /// ICD "Nee"/"Nog onbekend"). Its subject is also linked to the Patient of the Bundle.
     fn questionnaire_response(&mut self) {
-        let mut body = crate::render::questionnaire::body(self.r);
-        // The item tree is the Bundle's largest part and stays JSON in the model: it is moved over as
-        // is, and only the small rest is read (from a borrow) into the model.
-        let items = match body.shift_remove("item") {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        let value = serde_json::Value::Object(body);
-        let mut qr = <fhir::QuestionnaireResponse as serde::Deserialize>::deserialize(&value).unwrap_or_else(|_| {
-            // The questionnaire renderer writes standard QuestionnaireResponse JSON; should that ever
-            // change shape, the items (the content) still travel.
-            fhir::QuestionnaireResponse::default()
-        });
-        qr.item = items;
+        let mut qr = crate::render::questionnaire::response(self.r);
         qr.id = Some(self.id(role::QUESTIONNAIRE_RESPONSE));
         let identifier = qr.subject.take().and_then(|s| s.identifier);
         qr.subject = Some(Reference { identifier, ..self.patient.clone() });
