@@ -192,6 +192,8 @@ pub fn locate(pointer: &str) -> Location {
 struct Node<'a> {
     /// The linkId; empty when the item had none (reported while parsing).
     link: &'a str,
+    /// The item's [`form::position`], which the walk's searches compare instead of the linkId text.
+    pos: usize,
     path: Path,
     answers: Vec<AnswerNode<'a>>,
     /// Items nested directly under the item (`item.item`).
@@ -263,7 +265,8 @@ impl<'a> Tree<'a> {
         }
         let index = self.nodes.len();
         // An item without a linkId is reported above, once; it counts as read so that it is not reported again.
-        self.nodes.push(Node { link, path: path.clone(), answers: Vec::new(), kids: Vec::new(), read: link.is_empty() });
+        let pos = form::position(link);
+        self.nodes.push(Node { link, pos, path: path.clone(), answers: Vec::new(), kids: Vec::new(), read: link.is_empty() });
         let mut answers = Vec::new();
         if let Some(list) = o.array("answer", p) {
             for (j, a) in list.iter().enumerate() {
@@ -306,16 +309,18 @@ impl<'a> Tree<'a> {
 
     /// Depth first, in document order, through `nodes` and what is inside them (as [`Tree::inner`]
     /// lists it), without a list per node: the walk searches once per linkId of the form.
-    fn find_in(&self, nodes: &[usize], link: &str, out: &mut Vec<usize>) {
+    /// `pos` is `link`'s [`form::position`]: equal positions mean equal linkIds, except among the
+    /// linkIds the form does not know, which all share the last position.
+    fn find_in(&self, nodes: &[usize], link: &str, pos: usize, out: &mut Vec<usize>) {
         for &n in nodes {
             let node = &self.nodes[n];
-            if node.link == link {
+            if node.pos == pos && (pos != usize::MAX || node.link == link) {
                 out.push(n);
                 continue;
             }
-            self.find_in(&node.kids, link, out);
+            self.find_in(&node.kids, link, pos, out);
             for a in &node.answers {
-                self.find_in(&a.kids, link, out);
+                self.find_in(&a.kids, link, pos, out);
             }
         }
     }
@@ -373,7 +378,7 @@ impl<'a> Reader<'a, '_> {
     /// descend into an occurrence (an item never contains its own linkId).
     fn find(&self, link: &str) -> Vec<usize> {
         let mut out = Vec::new();
-        self.tree.find_in(&self.scope, link, &mut out);
+        self.tree.find_in(&self.scope, link, form::position(link), &mut out);
         out
     }
 
@@ -935,12 +940,33 @@ pub(crate) mod form {
         ),
     ];
 
+    /// FNV-1a, for the linkId index: linkIds are a few digits, for which SipHash's set-up costs more
+    /// than the lookup. The index is fixed at start-up, so received linkIds cannot crowd it.
+    #[derive(Default)]
+    struct LinkHasher(u64);
+
+    impl std::hash::Hasher for LinkHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            self.0 = h;
+        }
+
+        fn finish(&self) -> u64 {
+            self.0
+        }
+    }
+
+    type LinkIndex = std::collections::HashMap<&'static str, usize, std::hash::BuildHasherDefault<LinkHasher>>;
+
     /// linkId -> position in [`ITEMS`], built once: the writer looks items up several times per item
     /// (text, parent, order), which a scan of the table made quadratic.
-    fn index() -> &'static std::collections::HashMap<&'static str, usize> {
-        static INDEX: OnceLock<std::collections::HashMap<&'static str, usize>> = OnceLock::new();
+    fn index() -> &'static LinkIndex {
+        static INDEX: OnceLock<LinkIndex> = OnceLock::new();
         INDEX.get_or_init(|| {
-            let mut index = std::collections::HashMap::with_capacity(ITEMS.len());
+            let mut index = LinkIndex::with_capacity_and_hasher(ITEMS.len(), Default::default());
             for (n, i) in ITEMS.iter().enumerate() {
                 // The first row wins, as a scan would find it (linkIds are unique in the Questionnaire).
                 index.entry(i.link).or_insert(n);
