@@ -7,8 +7,8 @@
 //! silently.
 
 use std::cell::RefCell;
-use std::collections::BTreeSet;
 use std::fmt::Write as _;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -22,12 +22,23 @@ pub enum PathStyle {
     FhirPath,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, PartialEq, Eq)]
 enum Seg {
-    Key(String),
+    Key(Box<str>),
     Index(usize),
     /// A FHIRPath filter such as `where(linkId='1386')`, written as is.
-    Raw(String),
+    Raw(Box<str>),
+    /// The filter `where(linkId='…')` for this linkId: kept as the bare linkId, because every item
+    /// gets a path and almost none is ever written out.
+    Link(Box<str>),
+}
+
+/// One step of a [`Path`], linked to the step before it. Paths are built for every element walked but
+/// written out only for the few that have a problem, so a step shares its parent instead of copying it.
+#[derive(Debug, PartialEq, Eq)]
+struct Step {
+    parent: Option<Rc<Step>>,
+    seg: Seg,
 }
 
 /// A location inside the input, built up while walking it.
@@ -35,43 +46,53 @@ enum Seg {
 pub struct Path {
     style: PathStyle,
     /// For FHIRPath: the root resource type ("Consent").
-    root: String,
-    segs: Vec<Seg>,
+    root: Rc<str>,
+    last: Option<Rc<Step>>,
 }
 
 impl Path {
     pub fn pointer() -> Path {
-        Path { style: PathStyle::Pointer, root: String::new(), segs: Vec::new() }
+        Path { style: PathStyle::Pointer, root: Rc::from(""), last: None }
     }
 
     pub fn fhir(root: &str) -> Path {
-        Path { style: PathStyle::FhirPath, root: root.to_owned(), segs: Vec::new() }
+        Path { style: PathStyle::FhirPath, root: Rc::from(root), last: None }
+    }
+
+    fn then(&self, seg: Seg) -> Path {
+        Path { style: self.style, root: Rc::clone(&self.root), last: Some(Rc::new(Step { parent: self.last.clone(), seg })) }
     }
 
     pub fn key(&self, k: &str) -> Path {
-        let mut p = self.clone();
-        p.segs.push(Seg::Key(k.to_owned()));
-        p
+        self.then(Seg::Key(k.into()))
     }
 
     pub fn index(&self, i: usize) -> Path {
-        let mut p = self.clone();
-        p.segs.push(Seg::Index(i));
-        p
+        self.then(Seg::Index(i))
     }
 
     /// Appends a raw FHIRPath step (ignored in pointer style, where it has no meaning).
     pub fn raw(&self, step: &str) -> Path {
-        let mut p = self.clone();
-        p.segs.push(Seg::Raw(step.to_owned()));
-        p
+        self.then(Seg::Raw(step.into()))
+    }
+
+    /// Appends the FHIRPath filter for a linkId ([`where_link`]; ignored in pointer style).
+    pub fn link(&self, link: &str) -> Path {
+        self.then(Seg::Link(link.into()))
     }
 
     pub fn location(&self) -> Location {
+        let mut segs = Vec::new();
+        let mut at = self.last.as_deref();
+        while let Some(step) = at {
+            segs.push(&step.seg);
+            at = step.parent.as_deref();
+        }
+        segs.reverse();
         match self.style {
             PathStyle::Pointer => {
                 let mut s = String::new();
-                for seg in &self.segs {
+                for seg in segs {
                     match seg {
                         Seg::Key(k) => {
                             let _ = write!(s, "/{}", k.replace('~', "~0").replace('/', "~1"));
@@ -79,14 +100,14 @@ impl Path {
                         Seg::Index(i) => {
                             let _ = write!(s, "/{i}");
                         }
-                        Seg::Raw(_) => {}
+                        Seg::Raw(_) | Seg::Link(_) => {}
                     }
                 }
                 Location::JsonPointer(s)
             }
             PathStyle::FhirPath => {
-                let mut s = self.root.clone();
-                for seg in &self.segs {
+                let mut s = self.root.to_string();
+                for seg in segs {
                     match seg {
                         Seg::Key(k) => {
                             let _ = write!(s, ".{k}");
@@ -97,12 +118,20 @@ impl Path {
                         Seg::Raw(r) => {
                             let _ = write!(s, ".{r}");
                         }
+                        Seg::Link(l) => {
+                            let _ = write!(s, ".{}", where_link(l));
+                        }
                     }
                 }
                 Location::FhirPath(s)
             }
         }
     }
+}
+
+/// The FHIRPath filter for a linkId (a quote in a received linkId is escaped, so the path stays valid).
+pub fn where_link(link: &str) -> String {
+    format!("where(linkId='{}')", link.replace('\\', "\\\\").replace('\'', "\\'"))
 }
 
 /// The problems found so far in one input.
@@ -141,14 +170,15 @@ pub fn type_name(v: &Value) -> &'static str {
 pub struct Obj<'a> {
     pub map: &'a Map<String, Value>,
     pub path: Path,
-    seen: RefCell<BTreeSet<&'a str>>,
+    /// The keys read so far; objects have few keys, so a list is quicker than a set.
+    seen: RefCell<Vec<&'a str>>,
 }
 
 impl<'a> Obj<'a> {
     /// Reads `v` as an object; reports and returns `None` when it is not one.
     pub fn new(v: &'a Value, path: Path, p: &mut Problems) -> Option<Obj<'a>> {
         match v {
-            Value::Object(map) => Some(Obj { map, path, seen: RefCell::new(BTreeSet::new()) }),
+            Value::Object(map) => Some(Obj { map, path, seen: RefCell::new(Vec::new()) }),
             other => {
                 p.error(IssueType::Value, &path, format!("expected an object, got {}", type_name(other)));
                 None
@@ -163,14 +193,21 @@ impl<'a> Obj<'a> {
     /// The raw value of `key`, marking it read. JSON `null` counts as absent.
     pub fn get(&self, key: &str) -> Option<&'a Value> {
         let (k, v) = self.map.get_key_value(key)?;
-        self.seen.borrow_mut().insert(k.as_str());
+        self.mark(k);
         (!v.is_null()).then_some(v)
     }
 
     /// Marks a key as read without reading it (for keys handled elsewhere or deliberately ignored).
     pub fn skip(&self, key: &str) {
         if let Some((k, _)) = self.map.get_key_value(key) {
-            self.seen.borrow_mut().insert(k.as_str());
+            self.mark(k);
+        }
+    }
+
+    fn mark(&self, k: &'a str) {
+        let mut seen = self.seen.borrow_mut();
+        if !seen.contains(&k) {
+            seen.push(k);
         }
     }
 
@@ -238,7 +275,7 @@ impl<'a> Obj<'a> {
     pub fn finish(self, p: &mut Problems, severity: Severity) {
         let seen = self.seen.into_inner();
         for key in self.map.keys() {
-            if !seen.contains(key.as_str()) {
+            if !seen.contains(&key.as_str()) {
                 p.push(
                     severity,
                     IssueType::NotSupported,

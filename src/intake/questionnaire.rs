@@ -192,6 +192,8 @@ pub fn locate(pointer: &str) -> Location {
 struct Node<'a> {
     /// The linkId; empty when the item had none (reported while parsing).
     link: &'a str,
+    /// The item's [`form::position`], which the walk's searches compare instead of the linkId text.
+    pos: usize,
     path: Path,
     answers: Vec<AnswerNode<'a>>,
     /// Items nested directly under the item (`item.item`).
@@ -221,7 +223,7 @@ impl<'a> Tree<'a> {
         for (i, v) in list.iter().enumerate() {
             let path = match links[i] {
                 Some(link) => {
-                    let path = owner.key("item").raw(&form::where_link(link));
+                    let path = owner.key("item").link(link);
                     // Repeated siblings (phones, several 4g limits) are told apart by an index.
                     if links.iter().filter(|l| **l == Some(link)).count() > 1 {
                         path.index(links[..i].iter().filter(|l| **l == Some(link)).count())
@@ -263,7 +265,8 @@ impl<'a> Tree<'a> {
         }
         let index = self.nodes.len();
         // An item without a linkId is reported above, once; it counts as read so that it is not reported again.
-        self.nodes.push(Node { link, path: path.clone(), answers: Vec::new(), kids: Vec::new(), read: link.is_empty() });
+        let pos = form::position(link);
+        self.nodes.push(Node { link, pos, path: path.clone(), answers: Vec::new(), kids: Vec::new(), read: link.is_empty() });
         let mut answers = Vec::new();
         if let Some(list) = o.array("answer", p) {
             for (j, a) in list.iter().enumerate() {
@@ -302,6 +305,24 @@ impl<'a> Tree<'a> {
         let kids = o.array("item", p).map(|list| self.items(list, &path, p)).unwrap_or_default();
         o.finish(p, Severity::Warning);
         Some(AnswerNode { path, value, kids })
+    }
+
+    /// Depth first, in document order, through `nodes` and what is inside them (as [`Tree::inner`]
+    /// lists it), without a list per node: the walk searches once per linkId of the form.
+    /// `pos` is `link`'s [`form::position`]: equal positions mean equal linkIds, except among the
+    /// linkIds the form does not know, which all share the last position.
+    fn find_in(&self, nodes: &[usize], link: &str, pos: usize, out: &mut Vec<usize>) {
+        for &n in nodes {
+            let node = &self.nodes[n];
+            if node.pos == pos && (pos != usize::MAX || node.link == link) {
+                out.push(n);
+                continue;
+            }
+            self.find_in(&node.kids, link, pos, out);
+            for a in &node.answers {
+                self.find_in(&a.kids, link, pos, out);
+            }
+        }
     }
 
     /// The items directly inside `n`: nested under the item and under its answers.
@@ -357,14 +378,7 @@ impl<'a> Reader<'a, '_> {
     /// descend into an occurrence (an item never contains its own linkId).
     fn find(&self, link: &str) -> Vec<usize> {
         let mut out = Vec::new();
-        let mut stack: Vec<usize> = self.scope.iter().rev().copied().collect();
-        while let Some(n) = stack.pop() {
-            if self.tree.nodes[n].link == link {
-                out.push(n);
-                continue;
-            }
-            stack.extend(self.tree.inner(n).into_iter().rev());
-        }
+        self.tree.find_in(&self.scope, link, form::position(link), &mut out);
         out
     }
 
@@ -926,12 +940,33 @@ pub(crate) mod form {
         ),
     ];
 
+    /// FNV-1a, for the linkId index: linkIds are a few digits, for which SipHash's set-up costs more
+    /// than the lookup. The index is fixed at start-up, so received linkIds cannot crowd it.
+    #[derive(Default)]
+    struct LinkHasher(u64);
+
+    impl std::hash::Hasher for LinkHasher {
+        fn write(&mut self, bytes: &[u8]) {
+            let mut h = if self.0 == 0 { 0xcbf2_9ce4_8422_2325 } else { self.0 };
+            for b in bytes {
+                h = (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3);
+            }
+            self.0 = h;
+        }
+
+        fn finish(&self) -> u64 {
+            self.0
+        }
+    }
+
+    type LinkIndex = std::collections::HashMap<&'static str, usize, std::hash::BuildHasherDefault<LinkHasher>>;
+
     /// linkId -> position in [`ITEMS`], built once: the writer looks items up several times per item
     /// (text, parent, order), which a scan of the table made quadratic.
-    fn index() -> &'static std::collections::HashMap<&'static str, usize> {
-        static INDEX: OnceLock<std::collections::HashMap<&'static str, usize>> = OnceLock::new();
+    fn index() -> &'static LinkIndex {
+        static INDEX: OnceLock<LinkIndex> = OnceLock::new();
         INDEX.get_or_init(|| {
-            let mut index = std::collections::HashMap::with_capacity(ITEMS.len());
+            let mut index = LinkIndex::with_capacity_and_hasher(ITEMS.len(), Default::default());
             for (n, i) in ITEMS.iter().enumerate() {
                 // The first row wins, as a scan would find it (linkIds are unique in the Questionnaire).
                 index.entry(i.link).or_insert(n);
@@ -981,15 +1016,11 @@ pub(crate) mod form {
                     path = path.index(0);
                 }
             }
-            path = path.key("item").raw(&where_link(i.link));
+            path = path.key("item").link(i.link);
         }
         path
     }
 
-    /// The FHIRPath filter for a linkId (a quote in a received linkId is escaped, so the path stays valid).
-    pub(crate) fn where_link(link: &str) -> String {
-        format!("where(linkId='{}')", link.replace('\\', "\\\\").replace('\'', "\\'"))
-    }
 
     /// The Ja/Nee answers with local codes (1406, 984, 1200), which the record holds as booleans; their
     /// codes are the value set `[yes-no]`.
@@ -1730,7 +1761,7 @@ mod tests {
         );
         assert_eq!(at("/advance_directives/0/date"), "QuestionnaireResponse");
         // A received linkId with a quote still gives a valid FHIRPath string literal.
-        assert_eq!(where_link("a'b"), r"where(linkId='a\'b')");
+        assert_eq!(crate::intake::cursor::where_link("a'b"), r"where(linkId='a\'b')");
         assert_eq!(at(""), "QuestionnaireResponse");
     }
 

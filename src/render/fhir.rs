@@ -70,11 +70,97 @@ pub fn bundle(record: &AcpRecord, kind: BundleKind) -> fhir::Bundle {
 
 /// Pretty-printed FHIR JSON with a trailing newline.
 pub fn to_json(bundle: &fhir::Bundle) -> String {
+    // A Bundle of a whole form is some 80 KiB; starting big spares most of the regrowth.
+    let mut out = Vec::with_capacity(64 * 1024);
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, Pretty::default());
     // Serialising the model cannot fail: it has no maps with non-string keys and no fallible Serialize.
-    let mut s = serde_json::to_string_pretty(&Tagged::Bundle(bundle))
+    serde::Serialize::serialize(&Tagged::Bundle(bundle), &mut ser)
         .expect("the FHIR model serialises (no maps with non-string keys)");
-    s.push('\n');
-    s
+    out.push(b'\n');
+    String::from_utf8(out).expect("serde_json writes UTF-8")
+}
+
+/// Writes exactly what `serde_json::ser::PrettyFormatter` writes (two-space indent), but each line
+/// break with its indentation in one piece instead of one write per level: the QuestionnaireResponse
+/// nests ten levels deep, and those small writes were a tenth of the rendering time.
+#[derive(Default)]
+struct Pretty {
+    level: usize,
+    has_value: bool,
+}
+
+impl Pretty {
+    fn line<W: ?Sized + std::io::Write>(&self, w: &mut W) -> std::io::Result<()> {
+        const SPACES: &[u8; 129] = b"\n                                                                                                                                ";
+        let mut n = 2 * self.level;
+        w.write_all(&SPACES[..1 + n.min(128)])?;
+        while n > 128 {
+            n -= 128;
+            w.write_all(&SPACES[1..1 + n.min(128)])?;
+        }
+        Ok(())
+    }
+
+    fn open<W: ?Sized + std::io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level += 1;
+        self.has_value = false;
+        w.write_all(bracket)
+    }
+
+    fn close<W: ?Sized + std::io::Write>(&mut self, w: &mut W, bracket: &[u8]) -> std::io::Result<()> {
+        self.level -= 1;
+        if self.has_value {
+            self.line(w)?;
+        }
+        w.write_all(bracket)
+    }
+
+    fn next<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        if !first {
+            w.write_all(b",")?;
+        }
+        self.line(w)
+    }
+}
+
+impl serde_json::ser::Formatter for Pretty {
+    fn begin_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"[")
+    }
+
+    fn end_array<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"]")
+    }
+
+    fn begin_array_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        self.next(w, first)
+    }
+
+    fn end_array_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
+
+    fn begin_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.open(w, b"{")
+    }
+
+    fn end_object<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        self.close(w, b"}")
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(&mut self, w: &mut W, first: bool) -> std::io::Result<()> {
+        self.next(w, first)
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(&mut self, w: &mut W) -> std::io::Result<()> {
+        w.write_all(b": ")
+    }
+
+    fn end_object_value<W: ?Sized + std::io::Write>(&mut self, _w: &mut W) -> std::io::Result<()> {
+        self.has_value = true;
+        Ok(())
+    }
 }
 
 /// FHIR XML, by way of the JSON form (`crate::fhir::xml` is the one JSON <-> XML converter), so both
@@ -1146,19 +1232,7 @@ impl<'r> Builder<'r> {
     /// The record as the national form, which carries what the profiles cannot (7a/7b, 8b, 8a "Nee",
     /// ICD "Nee"/"Nog onbekend"). Its subject is also linked to the Patient of the Bundle.
     fn questionnaire_response(&mut self) {
-        let mut value = crate::render::questionnaire::render(self.r);
-        // The item tree is the Bundle's largest part and stays JSON in the model: it is moved over as
-        // is, and only the small rest is read (from a borrow) into the model.
-        let items = match value.as_object_mut().and_then(|m| m.shift_remove("item")) {
-            Some(serde_json::Value::Array(items)) => items,
-            _ => Vec::new(),
-        };
-        let mut qr = <fhir::QuestionnaireResponse as serde::Deserialize>::deserialize(&value).unwrap_or_else(|_| {
-            // The questionnaire renderer writes standard QuestionnaireResponse JSON; should that ever
-            // change shape, the items (the content) still travel.
-            fhir::QuestionnaireResponse::default()
-        });
-        qr.item = items;
+        let mut qr = crate::render::questionnaire::response(self.r);
         qr.id = Some(self.id(role::QUESTIONNAIRE_RESPONSE));
         let identifier = qr.subject.take().and_then(|s| s.identifier);
         qr.subject = Some(Reference { identifier, ..self.patient.clone() });
@@ -1202,6 +1276,18 @@ impl<'r> Builder<'r> {
 mod tests {
     use super::*;
     use crate::record::*;
+
+    #[test]
+    fn the_line_writer_writes_what_serde_jsons_pretty_printer_writes() {
+        // Deeper than one run of spaces (64 levels), with empty and filled arrays and objects.
+        let mut v = serde_json::json!({"a": [], "b": {}, "c": [1, {"d": "e\n\"f"}], "g": null});
+        for i in 0..70 {
+            v = serde_json::json!({"level": i, "inner": [v, [], {}]});
+        }
+        let mut ours = Vec::new();
+        serde::Serialize::serialize(&v, &mut serde_json::Serializer::with_formatter(&mut ours, Pretty::default())).unwrap();
+        assert_eq!(String::from_utf8(ours).unwrap(), serde_json::to_string_pretty(&v).unwrap());
+    }
 
     #[test]
     fn every_table_key_the_renderer_uses_exists() {

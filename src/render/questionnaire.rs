@@ -17,8 +17,10 @@
 //! - deterministic: `authored` is the date the form was filled in, never the clock, and `id` is derived
 //!   from the content, so the same record always gives the same bytes.
 
-use serde_json::{Map, Value};
+use serde_json::Value;
 use sha2::{Digest, Sha256};
+
+use crate::fhir::model as fhir;
 
 use crate::intake::questionnaire::form::{self, Fixed, Kind, Walk, YesNo};
 use crate::mappings::{self, Coding};
@@ -26,51 +28,48 @@ use crate::record::*;
 
 /// The record as a QuestionnaireResponse. Total: any record gives a response, never a panic.
 pub fn render(record: &AcpRecord) -> Value {
+    let mut qr = response(record);
+    qr.id = Some(content_id(&qr));
+    serde_json::to_value(fhir::Resource::from(qr)).expect("the FHIR model serialises (no maps with non-string keys)")
+}
+
+/// The response without an id. The FHIR Bundle gives it an id of its own, so it takes this and is
+/// spared hashing the whole item tree.
+pub(crate) fn response(record: &AcpRecord) -> fhir::QuestionnaireResponse {
     // The walk works on `&mut`, since the reader fills the record through it; the writer only reads.
     let mut copy = record.clone();
     let mut writer = Writer { open: vec![Vec::new()], emitted: 0 };
     form::walk(&mut writer, &mut copy);
-    let items: Vec<Value> = nest(writer.open.pop().unwrap_or_default(), None).into_iter().map(to_json).collect();
+    let items = nest(writer.open.pop().unwrap_or_default(), None).into_iter().map(to_item).collect();
 
     let m = mappings::get();
-    let mut body = Map::new();
-    // The newest canonical is listed last in mappings/canonicals.toml; the reader accepts them all.
-    if let Some(url) = m.canonicals.questionnaire.get("acp-zib2020").and_then(|urls| urls.last()) {
-        body.insert("questionnaire".into(), url.as_str().into());
+    fhir::QuestionnaireResponse {
+        // The newest canonical is listed last in mappings/canonicals.toml; the reader accepts them all.
+        questionnaire: m.canonicals.questionnaire.get("acp-zib2020").and_then(|urls| urls.last()).cloned(),
+        status: Some("completed".into()),
+        subject: subject_identifier(&record.patient)
+            .map(|identifier| fhir::Reference { identifier: Some(identifier), ..Default::default() }),
+        authored: record.date_filled_in.as_ref().map(|d| d.as_str().to_owned()),
+        item: items,
+        ..Default::default()
     }
-    body.insert("status".into(), "completed".into());
-    if let Some(identifier) = subject_identifier(&record.patient) {
-        body.insert("subject".into(), Value::Object(Map::from_iter([("identifier".to_owned(), identifier)])));
-    }
-    if let Some(d) = &record.date_filled_in {
-        body.insert("authored".into(), d.as_str().into());
-    }
-    if !items.is_empty() {
-        body.insert("item".into(), Value::Array(items));
-    }
-
-    let mut qr = Map::new();
-    qr.insert("resourceType".into(), "QuestionnaireResponse".into());
-    qr.insert("id".into(), content_id(&body).into());
-    qr.extend(body);
-    Value::Object(qr)
 }
 
 /// The BSN when known, otherwise the first other identifier: `subject.identifier` holds one.
-fn subject_identifier(patient: &Patient) -> Option<Value> {
+fn subject_identifier(patient: &Patient) -> Option<fhir::Identifier> {
     let (system, value) = match &patient.bsn {
         Some(bsn) => (mappings::get().naming_systems.get("bsn")?.uri.as_str(), bsn.as_str()),
         None => patient.other_identifiers.first().map(|i| (i.system.as_str(), i.value.as_str()))?,
     };
-    Some(Value::Object(Map::from_iter([("system".to_owned(), system.into()), ("value".to_owned(), value.into())])))
+    Some(fhir::Identifier { system: Some(system.to_owned()), value: Some(value.to_owned()), ..Default::default() })
 }
 
-/// A FHIR id from the content: the first 128 bits of the SHA-256 of the resource without its id.
-fn content_id(body: &Map<String, Value>) -> String {
-    // A map serialises exactly as `Value::Object` of it does (compact), so hashing it in place spares
-    // a copy of the whole item tree and of its JSON text.
+/// A FHIR id from the content: the first 128 bits of the SHA-256 of the resource without its id
+/// (nor its `resourceType`), as compact JSON.
+fn content_id(qr: &fhir::QuestionnaireResponse) -> String {
+    // Hashed as it is written, which spares a copy of the JSON text.
     let mut hasher = HashWriter(Sha256::new());
-    serde_json::to_writer(&mut hasher, body).expect("a JSON map serialises");
+    serde_json::to_writer(&mut hasher, qr).expect("the FHIR model serialises");
     hex::encode(&hasher.0.finalize()[..16])
 }
 
@@ -98,9 +97,15 @@ struct Node {
 }
 
 struct AnswerNode {
-    /// The `value[x]` key and value.
-    value: (&'static str, Value),
+    value: AnswerValue,
     items: Vec<Node>,
+}
+
+/// The `value[x]` of an answer.
+enum AnswerValue {
+    String(String),
+    DateTime(String),
+    Coding(fhir::Coding),
 }
 
 impl Node {
@@ -109,25 +114,27 @@ impl Node {
     }
 }
 
-fn answer(key: &'static str, value: Value) -> AnswerNode {
-    AnswerNode { value: (key, value), items: Vec::new() }
+fn answer(value: AnswerValue) -> AnswerNode {
+    AnswerNode { value, items: Vec::new() }
 }
 
-fn coding(c: &Coding) -> Value {
-    let mut m = Map::new();
+fn text_answer(s: &str) -> AnswerNode {
+    answer(AnswerValue::String(s.to_owned()))
+}
+
+fn coding(c: &Coding) -> AnswerNode {
+    let filled = |s: &String| (!s.is_empty()).then(|| s.clone());
     // The Questionnaire's local codes (Ja/Nee, ICD) have no system.
-    if !c.system.is_empty() {
-        m.insert("system".into(), c.system.as_str().into());
-    }
-    m.insert("code".into(), c.code.as_str().into());
-    if !c.display.is_empty() {
-        m.insert("display".into(), c.display.as_str().into());
-    }
-    Value::Object(m)
+    answer(AnswerValue::Coding(fhir::Coding {
+        system: filled(&c.system),
+        code: Some(c.code.clone()),
+        display: filled(&c.display),
+        ..Default::default()
+    }))
 }
 
 fn coded<T: Coded>(v: T) -> AnswerNode {
-    answer("valueCoding", coding(v.entry().questionnaire_coding()))
+    coding(v.entry().questionnaire_coding())
 }
 
 /// Text worth writing: blank text is "not recorded" to every reader.
@@ -206,14 +213,14 @@ impl Walk for Writer {
 
     fn text(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<String>) {
         if let Some(s) = filled(slot) {
-            self.emit(Node::new(link, vec![answer("valueString", s.into())]));
+            self.emit(Node::new(link, vec![text_answer(s)]));
         }
     }
 
     fn date(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<FhirDate>) {
         // Items 963 and 967 are dateTime items; a FHIR dateTime also takes a date of any precision.
         if let Some(d) = slot {
-            self.emit(Node::new(link, vec![answer("valueDateTime", d.as_str().into())]));
+            self.emit(Node::new(link, vec![answer(AnswerValue::DateTime(d.as_str().to_owned()))]));
         }
     }
 
@@ -233,13 +240,13 @@ impl Walk for Writer {
         if *slot {
             let local =
                 Coding { system: String::new(), code: form::PATIENT_PRESENT.into(), display: form::PATIENT_PRESENT.into() };
-            self.emit(Node::new(link, vec![answer("valueCoding", coding(&local))]));
+            self.emit(Node::new(link, vec![coding(&local)]));
         }
     }
 
     fn fixed(&mut self, link: &'static str, code: Fixed) {
         if let Some(c) = code.coding() {
-            self.emit(Node { fixed: true, ..Node::new(link, vec![answer("valueCoding", coding(c))]) });
+            self.emit(Node { fixed: true, ..Node::new(link, vec![coding(c)]) });
         }
     }
 
@@ -247,7 +254,7 @@ impl Walk for Writer {
         let Some(a) = slot else { return };
         let mut node = coded(a.value());
         if let Some(t) = a.other_text().filter(|t| !t.trim().is_empty()) {
-            node.items.push(Node::new(other, vec![answer("valueString", t.into())]));
+            node.items.push(Node::new(other, vec![text_answer(t)]));
         }
         self.emit(Node::new(link, vec![node]));
     }
@@ -264,7 +271,7 @@ impl Walk for Writer {
                 // The form has one "Anders, namelijk" item per question; it goes with the first "Anders".
                 if let Some(t) = a.other_text().filter(|t| !t.trim().is_empty() && texts == 0) {
                     texts += 1;
-                    node.items.push(Node::new(other, vec![answer("valueString", t.into())]));
+                    node.items.push(Node::new(other, vec![text_answer(t)]));
                 }
                 node
             })
@@ -276,13 +283,13 @@ impl Walk for Writer {
         let Some(d) = slot else { return };
         self.emit(Node::new(link, vec![coded(d.code())]));
         if let Some(r) = d.restriction() {
-            self.emit(Node::new(restriction, vec![answer("valueString", r.into())]));
+            self.emit(Node::new(restriction, vec![text_answer(r)]));
         }
     }
 
     fn open_treatment(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<String>) {
         let value = match filled(slot) {
-            Some(s) => answer("valueString", s.into()),
+            Some(s) => text_answer(s),
             None => coded(Treatment::Other),
         };
         self.emit(Node::new(link, vec![value]));
@@ -323,31 +330,29 @@ fn nest(items: Vec<Node>, owner: Option<&str>) -> Vec<Node> {
     out
 }
 
-fn to_json(n: Node) -> Value {
-    let mut m = Map::new();
-    m.insert("linkId".into(), n.link.into());
-    if let Some(item) = form::item(n.link) {
-        m.insert("text".into(), item.text.into());
-    }
-    if !n.answers.is_empty() {
-        let answers = n
+fn to_item(n: Node) -> fhir::QuestionnaireResponseItem {
+    fhir::QuestionnaireResponseItem {
+        link_id: Some(n.link.into()),
+        text: form::item(n.link).map(|item| item.text.into()),
+        answer: n
             .answers
             .into_iter()
             .map(|a| {
-                let mut am = Map::new();
-                am.insert(a.value.0.into(), a.value.1);
-                if !a.items.is_empty() {
-                    am.insert("item".into(), Value::Array(a.items.into_iter().map(to_json).collect()));
+                let mut out = fhir::QuestionnaireResponseAnswer {
+                    item: a.items.into_iter().map(to_item).collect(),
+                    ..Default::default()
+                };
+                match a.value {
+                    AnswerValue::String(s) => out.value_string = Some(s),
+                    AnswerValue::DateTime(d) => out.value_date_time = Some(d),
+                    AnswerValue::Coding(c) => out.value_coding = Some(c),
                 }
-                Value::Object(am)
+                out
             })
-            .collect();
-        m.insert("answer".into(), Value::Array(answers));
+            .collect(),
+        item: n.items.into_iter().map(to_item).collect(),
+        ..Default::default()
     }
-    if !n.items.is_empty() {
-        m.insert("item".into(), Value::Array(n.items.into_iter().map(to_json).collect()));
-    }
-    Value::Object(m)
 }
 
 #[cfg(test)]

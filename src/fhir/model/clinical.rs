@@ -244,8 +244,7 @@ fhir_resource! {
 }
 
 fhir_resource! {
-    /// A filled-in form. The item tree stays `serde_json::Value`: it is recursive, its shape is the
-    /// Questionnaire's, and `crate::render::questionnaire` already builds it as JSON.
+    /// A filled-in form.
     QuestionnaireResponse {
         identifier: Option<Identifier>,
         based_on: Vec<Reference>,
@@ -257,6 +256,28 @@ fhir_resource! {
         authored: Option<String>,
         author: Option<Reference>,
         source: Option<Reference>,
-        item: Vec<serde_json::Value>,
+        item: Vec<QuestionnaireResponseItem>,
+    }
+}
+
+fhir_element! {
+    /// One item of a response. `linkId` and `text` are the Questionnaire's, so the gateway's own output
+    /// borrows them from its table of the form instead of copying them for every response.
+    QuestionnaireResponseItem {
+        link_id: Option<std::borrow::Cow<'static, str>>,
+        text: Option<std::borrow::Cow<'static, str>>,
+        answer: Vec<QuestionnaireResponseAnswer>,
+        item: Vec<QuestionnaireResponseItem>,
+    }
+}
+
+fhir_element! {
+    /// An answer: one `value[x]` (the types the national form ACP-zib2020 uses) and the items that
+    /// explain it.
+    QuestionnaireResponseAnswer {
+        value_date_time: Option<String>,
+        value_string: Option<String>,
+        value_coding: Option<Coding>,
+        item: Vec<QuestionnaireResponseItem>,
     }
 }
