@@ -127,8 +127,8 @@ async fn smtp_over_starttls_delivers_the_body_intact_with_a_message_id_from_the_
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn smtp_sends_a_rendered_mime_message_as_it_is() {
-    if !aiosmtpd_or_skip("smtp_sends_a_rendered_mime_message_as_it_is") {
+async fn smtp_sends_a_rendered_mime_message_as_it_is_with_the_transports_message_id() {
+    if !aiosmtpd_or_skip("smtp_sends_a_rendered_mime_message_as_it_is_with_the_transports_message_id") {
         return;
     }
     let pki = Pki::new();
@@ -148,8 +148,9 @@ Beste collega,\r\n.\r\n..twee punten\r\nGroet\r\n";
     assert_eq!(got.len(), 2);
     assert_eq!(got[0]["rcpt_tos"], json!(["huisarts@praktijk.test"]));
     let file = |m: &Value| std::fs::read(rx.dir.join(m["file"].as_str().unwrap())).unwrap();
-    assert_eq!(file(&got[0]), mime.as_bytes(), "the rendered message arrives unchanged");
-    assert_eq!(got[0]["message_id"], "<renderer-made@gw.test>");
+    let expected = format!("Message-ID: <route-mime-1@gw.test>\r\n{}", mime.replace("Message-ID: <renderer-made@gw.test>\r\n", ""));
+    assert_eq!(file(&got[0]), expected.as_bytes(), "the rendered message arrives unchanged but for the transport's Message-ID");
+    assert_eq!(got[0]["message_id"], "<route-mime-1@gw.test>");
     assert_eq!(
         file(&got[1]),
         b"Message-ID: <route-mime-2@gw.test>\r\nFrom: gateway@gw.test\r\nTo: huisarts@praktijk.test\r\nSubject: Overdracht\r\n\r\nregel 1\r\n.regel 2\r\n"

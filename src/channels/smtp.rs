@@ -13,9 +13,12 @@
 //! What is sent:
 //! - `message/rfc822`: the bytes are a complete MIME message made by the mail renderer; they go as
 //!   they are, except that bare LF line ends become CRLF (SMTP's line end; otherwise a line starting
-//!   with "." after a bare LF would escape dot-stuffing) and, when the message has no Message-ID, one
-//!   from the delivery key is put in front (as a submission server would add one). The receiver gets
-//!   exactly these bytes.
+//!   with "." after a bare LF would escape dot-stuffing) and the Message-ID is the transport's,
+//!   `<{delivery_key}@{domain}>`, in place of any the renderer wrote. The transport owns it because
+//!   only it knows the delivery: every retry of one route carries the same id (the receiver drops a
+//!   copy sent again after a lost reply), a replay carries a new one (the receiver takes the resend),
+//!   and the domain is the deployment's, not the renderer's placeholder. Otherwise the receiver gets
+//!   exactly the rendered bytes.
 //! - anything else (the Edifact interchange, the letter text): a minimal transport message, a
 //!   neutral text part plus the body as an attachment of its own content type. The Subject and every
 //!   other header are free of patient data; `Message-ID: <{delivery_key}@{domain}>` lets the receiving
@@ -362,14 +365,13 @@ fn extension(content_type: &str) -> &'static str {
     }
 }
 
-/// CRLF line ends throughout, and a Message-ID in front when the message has none.
+/// CRLF line ends throughout, and the transport's Message-ID in front in place of any other.
 fn prepare_rfc822(body: &[u8], message_id: &str) -> Vec<u8> {
     let mut out = Vec::with_capacity(body.len() + 128);
-    if !has_message_id(body) {
-        out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
-    }
+    out.extend_from_slice(format!("Message-ID: {message_id}\r\n").as_bytes());
+    let body = without_message_id(body);
     let mut prev = 0u8;
-    for &b in body {
+    for &b in body.iter() {
         if b == b'\n' && prev != b'\r' {
             out.push(b'\r');
         }
@@ -384,18 +386,31 @@ fn prepare_rfc822(body: &[u8], message_id: &str) -> Vec<u8> {
     out
 }
 
-/// Whether the header section (up to the first empty line) has a Message-ID field.
-fn has_message_id(body: &[u8]) -> bool {
-    for line in body.split(|&b| b == b'\n') {
-        let line = line.strip_suffix(b"\r").unwrap_or(line);
-        if line.is_empty() {
-            return false;
+/// The message without any Message-ID field in its header section (with the field's folded
+/// continuation lines); the body is left as it is.
+fn without_message_id(body: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let is_message_id = |line: &[u8]| line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:");
+    let mut out: Option<Vec<u8>> = None;
+    let (mut offset, mut in_header, mut dropping) = (0, true, false);
+    for line in body.split_inclusive(|&b| b == b'\n') {
+        let bare = line.strip_suffix(b"\n").unwrap_or(line);
+        let bare = bare.strip_suffix(b"\r").unwrap_or(bare);
+        let drop = in_header && !bare.is_empty() && {
+            dropping = is_message_id(bare) || (dropping && (bare[0] == b' ' || bare[0] == b'\t'));
+            dropping
+        };
+        in_header &= !bare.is_empty();
+        match (&mut out, drop) {
+            (None, true) => out = Some(body[..offset].to_vec()),
+            (Some(o), false) => o.extend_from_slice(line),
+            _ => {}
         }
-        if line.len() >= 11 && line[..11].eq_ignore_ascii_case(b"message-id:") {
-            return true;
-        }
+        offset += line.len();
     }
-    false
+    match out {
+        Some(o) => std::borrow::Cow::Owned(o),
+        None => std::borrow::Cow::Borrowed(body),
+    }
 }
 
 #[cfg(test)]
@@ -410,12 +425,14 @@ mod tests {
     }
 
     #[test]
-    fn rfc822_gets_crlf_and_a_message_id_only_when_missing() {
+    fn rfc822_gets_crlf_and_the_transports_message_id() {
         let with = b"Message-ID: <x@y>\nSubject: s\n\n.line\n";
-        assert_eq!(prepare_rfc822(with, "<k@d>"), b"Message-ID: <x@y>\r\nSubject: s\r\n\r\n.line".to_vec());
+        assert_eq!(prepare_rfc822(with, "<k@d>"), b"Message-ID: <k@d>\r\nSubject: s\r\n\r\n.line".to_vec());
         let without = b"Subject: s\r\n\r\nMessage-ID: in the body\r\n";
         let out = prepare_rfc822(without, "<k@d>");
-        assert!(out.starts_with(b"Message-ID: <k@d>\r\nSubject: s\r\n"));
+        assert_eq!(out, b"Message-ID: <k@d>\r\nSubject: s\r\n\r\nMessage-ID: in the body".to_vec());
+        let folded = b"From: a@b\r\nmessage-id:\r\n <x@y>\r\nSubject: s\r\n\r\nbody\r\n";
+        assert_eq!(prepare_rfc822(folded, "<k@d>"), b"Message-ID: <k@d>\r\nFrom: a@b\r\nSubject: s\r\n\r\nbody".to_vec());
     }
 
     #[test]
