@@ -227,6 +227,9 @@ pub struct RetentionConfig {
     /// Years to keep the audit trail (NEN 7513 asks at least five).
     #[serde(default = "default_audit_years")]
     pub audit_years: u32,
+    /// Minutes between retention passes in `serve`; 0 turns the pruner off.
+    #[serde(default = "default_retention_interval")]
+    pub interval_minutes: u64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -360,6 +363,9 @@ fn default_sink() -> String {
 fn default_message_days() -> u32 {
     90
 }
+fn default_retention_interval() -> u64 {
+    60
+}
 fn default_audit_years() -> u32 {
     5
 }
@@ -384,7 +390,11 @@ impl Default for DatabaseConfig {
 }
 impl Default for RetentionConfig {
     fn default() -> Self {
-        RetentionConfig { message_days: default_message_days(), audit_years: default_audit_years() }
+        RetentionConfig {
+            message_days: default_message_days(),
+            audit_years: default_audit_years(),
+            interval_minutes: default_retention_interval(),
+        }
     }
 }
 impl Default for AuditConfig {

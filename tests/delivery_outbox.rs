@@ -344,6 +344,48 @@ async fn a_late_result_does_not_undo_a_cancel() {
     h.finish().await;
 }
 
+/// Retention deletes the payload and rendered messages of a handover whose routes are final, audited
+/// once, and leaves a handover whose route can still be sent alone; the record stays, so a replay
+/// needs `?rerender=true` afterwards.
+async fn retention_deletes_bodies_of_finished_handovers_only(h: &Harness) {
+    let done = h.hand_over(&discharge(record(BSN, Some("agreed")))).await;
+    let done_id = done["id"].as_str().unwrap().to_owned();
+    let route = route0(&done)["id"].as_str().unwrap().to_owned();
+    wait_for(h, &done_id, "delivery", status_is("delivered")).await;
+    break_spool(h, "edifact");
+    let open = h.hand_over(&discharge(record(BSN, Some("agreed")))).await;
+    let open_id = open["id"].as_str().unwrap().to_owned();
+    wait_for(h, &open_id, "a failed attempt", |b| route0(b)["attempts"].as_i64().unwrap_or(0) >= 1).await;
+
+    // A pass "a day later" with a one-day term purges nothing yet: the term counts from the last change.
+    let db = &h.server.gateway.db;
+    let in_a_day = std::time::SystemTime::now() + Duration::from_secs(86_400 / 2);
+    assert_eq!(acp_gateway::service::retention::purge_due(db, 1, "test", in_a_day).await.unwrap(), 0);
+    // Two days later: the delivered handover goes, the retrying one stays.
+    let later = std::time::SystemTime::now() + Duration::from_secs(2 * 86_400);
+    assert_eq!(acp_gateway::service::retention::purge_due(db, 1, "test", later).await.unwrap(), 1);
+    assert_eq!(acp_gateway::service::retention::purge_due(db, 1, "test", later).await.unwrap(), 0, "purged once");
+
+    let (s, got) = h.get(HOSPITAL, &format!("/v1/handovers/{done_id}")).await;
+    assert_eq!(s, 200, "the handover and its routes stay: {got:#}");
+    assert_eq!(route0(&got)["status"], "delivered");
+    let (s, b) = h.post(HOSPITAL, &format!("/v1/handovers/{done_id}/routes/{route}/replay"), &json!({})).await;
+    assert_eq!(s, 409, "the original message is gone: {b:#}");
+    assert!(b["detail"].as_str().unwrap().contains("rerender"), "{b:#}");
+    mend_spool(h, "edifact");
+    let (s, b) = h.post(HOSPITAL, &format!("/v1/handovers/{done_id}/routes/{route}/replay?rerender=true"), &json!({})).await;
+    assert_eq!(s, 201, "the record stays, so it can be rendered again: {b:#}");
+    wait_for(h, &open_id, "the kept handover delivered", status_is("delivered")).await;
+
+    let (s, log) = h.get(HOSPITAL, &format!("/v1/audit?patient={BSN}")).await;
+    assert_eq!(s, 200);
+    let purges: Vec<&Value> = log["entries"].as_array().unwrap().iter().filter(|e| e["gebeurtenis"]["gebeurteniscode"] == "retention-purge").collect();
+    assert_eq!(purges.len(), 1, "{purges:#?}");
+    assert_eq!(purges[0]["gebeurtenis"]["actiecode"], "D", "{:#}", purges[0]);
+    let (code, out, err) = h.cli(&["audit", "verify"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
 macro_rules! sqlite_tests {
     ($($name:ident: $extra:expr),* $(,)?) => {
         mod sqlite {
@@ -391,6 +433,7 @@ sqlite_tests! {
     dead_after_the_channels_maximum_with_one_alert: DEAD_AFTER_3,
     replay_is_a_second_linked_delivery: DELIVERY,
     the_mdo_worklist_is_fetched_by_its_recipient_only: DELIVERY,
+    retention_deletes_bodies_of_finished_handovers_only: DELIVERY,
 }
 
 postgres_tests! {
@@ -398,4 +441,5 @@ postgres_tests! {
     consent_withdrawn_while_retrying_blocks_it,
     cancel_during_retries_stops_them,
     replay_is_a_second_linked_delivery,
+    retention_deletes_bodies_of_finished_handovers_only,
 }

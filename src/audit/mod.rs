@@ -55,6 +55,8 @@ pub enum EventCode {
     ConsentRecorded,
     /// The patient's privacy consent was withdrawn through the API.
     ConsentWithdrawn,
+    /// Retention deleted a handover's received payload and rendered messages ("vernietiging").
+    RetentionPurge,
 }
 
 impl EventCode {
@@ -72,6 +74,7 @@ impl EventCode {
             EventCode::PatientQuery => "patient-query",
             EventCode::ConsentRecorded => "consent-recorded",
             EventCode::ConsentWithdrawn => "consent-withdrawn",
+            EventCode::RetentionPurge => "retention-purge",
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod envelope;
 pub mod metrics;
 pub mod model;
 pub mod render;
+pub mod retention;
 pub mod startup;
 pub mod views;
 

@@ -22,6 +22,7 @@ use crate::config::{Config, TlsConfig};
 use crate::outbox::{Outbox, Workers};
 use crate::service::model::{Client, OrgId, Scope};
 use crate::routing::Channel;
+use crate::service::retention::Pruner;
 use crate::service::{clock, Gateway};
 use crate::store::{Db, DbOptions};
 
@@ -37,6 +38,8 @@ pub struct Server {
     pub tls: bool,
     /// The delivery workers running in this process (none with `[delivery] workers = 0`).
     workers: Option<Workers>,
+    /// The retention pruner (none with `[retention] interval_minutes = 0`).
+    pruner: Option<Pruner>,
     grace: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
@@ -153,6 +156,10 @@ impl Server {
         let gateway = Arc::new(Gateway::new(db, clients, cfg.audit.source_id.clone()));
         let outbox = Arc::new(outbox(cfg, &gateway)?);
         let workers = (cfg.delivery.workers > 0).then(|| outbox.start(cfg.delivery.workers));
+        let pruner = (cfg.retention.interval_minutes > 0).then(|| {
+            let interval = Duration::from_secs(cfg.retention.interval_minutes.saturating_mul(60));
+            Pruner::start(gateway.db.clone(), cfg.retention.message_days, interval, cfg.audit.source_id.clone())
+        });
         let tls = cfg.server.tls.as_ref().map(tls_config).transpose()?;
         let mtls = cfg.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
         let app = crate::api::app(gateway.clone(), mtls).into_make_service_with_connect_info::<SocketAddr>();
@@ -202,7 +209,7 @@ impl Server {
             }
         };
         tracing::info!(%addr, tls = is_tls, mtls, database = ?gateway.db.backend, "acp-gateway listening");
-        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, grace, shutdown: Some(tx), task })
+        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, pruner, grace, shutdown: Some(tx), task })
     }
 
     /// The base URL (`http://127.0.0.1:PORT`).
@@ -219,6 +226,9 @@ impl Server {
         // Workers finish their round (the outcomes of attempts in flight are recorded), then stop.
         if let Some(w) = self.workers.take() {
             w.stop(self.grace).await;
+        }
+        if let Some(p) = self.pruner.take() {
+            p.stop().await;
         }
         let r = r?;
         self.gateway.db.close().await;

@@ -12,6 +12,7 @@
 //! one pool serves both and the audit chain head row is locked with `SELECT ... FOR UPDATE`.
 
 pub mod outbox;
+pub mod retention;
 
 use std::str::FromStr;
 use std::time::Duration;
