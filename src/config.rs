@@ -170,6 +170,20 @@ pub struct ChannelEndpoint {
     /// Most SMTP connections kept open for reuse; default 8.
     #[serde(default)]
     pub max_connections: Option<u32>,
+    /// S/MIME (channels::smime; smtp only): when `smime_cert`, `smime_key` and
+    /// `smime_recipient_certs` are set (all three or none), every message the endpoint sends is signed
+    /// with them and encrypted for the recipient's certificate, and a recipient without one is a
+    /// permanent failure (never a plain send). The sender's certificate, PEM.
+    #[serde(default)]
+    pub smime_cert: Option<PathBuf>,
+    /// The private key of `smime_cert`: RSA, PKCS#8 PEM.
+    #[serde(default)]
+    pub smime_key: Option<PathBuf>,
+    /// A directory of recipient certificates, one PEM file per envelope To address:
+    /// `<address>.pem` (e.g. `huisarts@praktijk.example.pem`), looked up at each send, so that a new or
+    /// renewed certificate needs no restart.
+    #[serde(default)]
+    pub smime_recipient_certs: Option<PathBuf>,
     // --- smtp and https: TLS and time limits ---
     /// PEM file of the CA certificates to trust instead of the built-in (webpki) roots.
     #[serde(default)]
@@ -208,6 +222,9 @@ impl Default for ChannelEndpoint {
             password: None,
             password_env: None,
             max_connections: None,
+            smime_cert: None,
+            smime_key: None,
+            smime_recipient_certs: None,
             ca_file: None,
             timeout_seconds: None,
             client_cert: None,

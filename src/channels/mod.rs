@@ -13,6 +13,7 @@
 //! stable Message-ID, HTTPS uses a stable id or a conditional create.
 
 pub mod https;
+pub mod smime;
 pub mod smtp;
 pub mod spool;
 pub mod worklist;

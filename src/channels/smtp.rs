@@ -23,6 +23,8 @@
 //!   neutral text part plus the body as an attachment of its own content type. The Subject and every
 //!   other header are free of patient data; `Message-ID: <{delivery_key}@{domain}>` lets the receiving
 //!   side drop a copy that a retry after a lost reply sent again.
+//! - with `smime_cert`/`smime_key`/`smime_recipient_certs`, either of the above is then signed and
+//!   encrypted for the envelope To's certificate ([`super::smime`]); no certificate, no send.
 //!
 //! The envelope To is the recipient's `endpoints.email`, or the endpoint's fixed `to` (an Edifact
 //! mail service's intake address; `{edifact}` in it becomes the recipient's mailbox).
@@ -67,6 +69,8 @@ struct Settings {
     credentials: Option<Credentials>,
     tls: TlsParameters,
     timeout: Duration,
+    /// Sign and encrypt every message (channels::smime), when configured.
+    smime: Option<super::smime::SmimeSender>,
 }
 
 pub struct SmtpSink {
@@ -124,6 +128,12 @@ impl SmtpSink {
         let tls = tls.build_rustls().map_err(|e| err(format!("TLS settings: {e}")))?;
         let timeout = timeout_from(endpoint.timeout_seconds).map_err(err)?;
         let max_connections = endpoint.max_connections.unwrap_or(DEFAULT_MAX_CONNECTIONS).clamp(1, 1024);
+        let smime = super::smime::SmimeSender::from_paths(
+            endpoint.smime_cert.as_deref(),
+            endpoint.smime_key.as_deref(),
+            endpoint.smime_recipient_certs.as_deref(),
+        )
+        .map_err(err)?;
         Ok(SmtpSink {
             channel: channel.to_owned(),
             settings: Settings {
@@ -135,6 +145,7 @@ impl SmtpSink {
                 credentials,
                 tls,
                 timeout,
+                smime,
             },
             idle: Mutex::new(Vec::new()),
             in_flight: tokio::sync::Semaphore::new(max_connections as usize),
@@ -238,6 +249,16 @@ impl SmtpSink {
     async fn send(&self, msg: &Outgoing<'_>) -> Result<Receipt, Failure> {
         let to = self.recipient_address(msg.recipient)?;
         let bytes = self.message_bytes(msg, &to)?;
+        // S/MIME protects the wire copy only; the stored rendering stays readable. Without the
+        // recipient's certificate nothing is sent (Permanent), never a plain copy.
+        let bytes = match &self.settings.smime {
+            None => bytes,
+            Some(smime) => {
+                let settings = smime.settings_for(to.as_ref()).map_err(Failure::Permanent)?;
+                let protected = super::smime::protect(&bytes, &settings).map_err(Failure::Permanent)?;
+                prepare_rfc822(&protected, &message_id(msg.delivery_key, &self.settings.domain))
+            }
+        };
         let envelope = Envelope::new(Some(self.settings.from.email.clone()), vec![to.clone()])
             .map_err(|e| Failure::Permanent(format!("envelope: {e}")))?;
         let _permit = self.in_flight.acquire().await.map_err(|_| Failure::Transient("the sink is shutting down".into()))?;

@@ -15,9 +15,9 @@
 //! - Lines end in CRLF; body lines stay within 76 characters (RFC 2045), header lines within 78
 //!   (RFC 5322, folded).
 //!
-//! S/MIME (CMS EnvelopedData/SignedData) is not done here: delivery through an NTA 7516 provider
-//! protects the message in transit; encryption for a recipient's certificate is left for when
-//! certificates are configured.
+//! S/MIME (CMS SignedData, then EnvelopedData) is not done here but by the SMTP sink at send time
+//! (`channels::smime`, when certificates are configured), so that this rendering, stored and audited,
+//! stays readable for the operator and only the wire copy is protected.
 
 use base64::Engine as _;
 
