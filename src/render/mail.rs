@@ -9,6 +9,8 @@
 //! - **Message-ID** `<first 16 bytes of the route key in hex>.<recipient position>@<domain>`: the route key
 //!   ([`crate::render::packaging::route_key`]) covers the record, both parties, the recipient's position
 //!   and the channel, so a re-rendered handover keeps its Message-ID and each recipient gets its own.
+//!   It identifies the stand-alone message (`translate --to mail`); the SMTP sink sends it with the
+//!   transport's `<delivery-key@domain>` in its place (see `crate::channels::smtp`).
 //! - **Date** from SOURCE_DATE_EPOCH or the conversation date, never the clock.
 //! - **Boundary** `=_acp_<hex>`, derived from the key as well; it cannot occur in quoted-printable
 //!   (which writes `=` as `=3D`) or base64 content.
