@@ -75,6 +75,28 @@ pub trait Sink: Send + Sync {
     fn deliver<'a>(&'a self, msg: &'a Outgoing<'a>) -> BoxFuture<'a, Result<Receipt, Failure>>;
 }
 
+/// The file name of a delivered message (a spool file, a mail attachment): the delivery key with only
+/// `[A-Za-z0-9._-]`, never starting with `.` (so it cannot escape a directory or look like a temporary
+/// file), and an extension from the content type, so pick-up clients and mail readers can tell the kind.
+pub fn file_name(delivery_key: &str, content_type: &str) -> String {
+    let safe: String = delivery_key
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
+        .collect();
+    let safe = safe.trim_start_matches('.');
+    let essence = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    let extension = match essence.as_str() {
+        "application/edifact" => "edi",
+        "application/fhir+json" | "application/json" => "json",
+        "application/fhir+xml" | "application/xml" | "text/xml" => "xml",
+        "application/pdf" => "pdf",
+        "message/rfc822" => "eml",
+        "text/plain" => "txt",
+        _ => "bin",
+    };
+    format!("{}.{extension}", if safe.is_empty() { "message" } else { safe })
+}
+
 /// One sink per channel, built from `[channels.endpoints.<channel>]`: `sink = "spool"` (the default:
 /// `<spool_dir>/<channel>/`, or the endpoint's `target` directory), `"smtp"`, `"https"` or
 /// `"worklist"`. The `mdo` channel without an endpoint goes to the worklist.

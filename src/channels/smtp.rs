@@ -231,7 +231,7 @@ impl SmtpSink {
         }
         let content_type = ContentType::parse(msg.content_type)
             .map_err(|e| Failure::Permanent(format!("content type {:?}: {e}", msg.content_type)))?;
-        let filename = format!("{}.{}", file_stem(msg.delivery_key), extension(msg.content_type));
+        let filename = super::file_name(msg.delivery_key, msg.content_type);
         let message = Message::builder()
             .from(self.settings.from.clone())
             .to(Mailbox::new(None, to.clone()))
@@ -367,23 +367,6 @@ pub fn message_id(delivery_key: &str, domain: &str) -> String {
     let left = left.trim_matches('.');
     let left = if left.is_empty() { "-" } else { left };
     format!("<{left}@{domain}>")
-}
-
-fn file_stem(key: &str) -> String {
-    let s: String = key.chars().map(|c| if c.is_ascii_alphanumeric() || "-_".contains(c) { c } else { '-' }).collect();
-    if s.is_empty() { "message".to_owned() } else { s }
-}
-
-fn extension(content_type: &str) -> &'static str {
-    let t = content_type.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
-    match t.as_str() {
-        "application/edifact" => "edi",
-        "text/plain" => "txt",
-        "application/pdf" => "pdf",
-        "application/fhir+json" | "application/json" => "json",
-        "application/fhir+xml" | "application/xml" | "text/xml" => "xml",
-        _ => "bin",
-    }
 }
 
 /// CRLF line ends throughout, and the transport's Message-ID in front in place of any other.

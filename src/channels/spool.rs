@@ -11,7 +11,7 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use super::{BoxFuture, Failure, Outgoing, Receipt, Sink};
+use super::{file_name, BoxFuture, Failure, Outgoing, Receipt, Sink};
 
 pub struct SpoolSink {
     dir: PathBuf,
@@ -26,30 +26,6 @@ impl SpoolSink {
     pub fn dir(&self) -> &Path {
         &self.dir
     }
-}
-
-/// The file name extension for a content type, so pick-up clients can filter by it.
-fn extension(content_type: &str) -> &'static str {
-    let essence = content_type.split(';').next().unwrap_or("").trim();
-    match essence {
-        "application/edifact" => "edi",
-        "application/fhir+json" | "application/json" => "json",
-        "application/fhir+xml" | "application/xml" => "xml",
-        "application/pdf" => "pdf",
-        "message/rfc822" => "eml",
-        _ => "txt",
-    }
-}
-
-/// A file name from the delivery key: only `[A-Za-z0-9._-]`, never starting with `.` (so it cannot
-/// escape the directory or look like a temporary file).
-pub fn file_name(delivery_key: &str, content_type: &str) -> String {
-    let safe: String = delivery_key
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' { c } else { '_' })
-        .collect();
-    let safe = safe.trim_start_matches('.');
-    format!("{}.{}", if safe.is_empty() { "message" } else { safe }, extension(content_type))
 }
 
 fn write_atomically(dir: &Path, name: &str, body: &[u8]) -> std::io::Result<PathBuf> {
