@@ -6,8 +6,9 @@
 //!   cargo bench --bench ingest -- --url http://127.0.0.1:8080 --token "$(cat acp-gateway-data/dev-token)"
 //! Without `--url` it starts a gateway in-process on 127.0.0.1 with a fresh SQLite database in a
 //! temporary directory (`--sync full|normal` picks SQLite's `synchronous`, default `full`).
-//! Options: `--seconds N` (default 10), `--concurrency N` (default 16). Loopback only; the run is
-//! bounded by `--seconds` and stops by itself.
+//! Options: `--seconds N` (default 10), `--concurrency N` (default 16), `--workers N` (in-process
+//! only: delivery workers beside the intake, default the gateway's; 0 measures intake alone). Loopback
+//! only; the run is bounded by `--seconds` and stops by itself.
 
 use std::time::{Duration, Instant};
 
@@ -19,10 +20,11 @@ struct Args {
     seconds: u64,
     concurrency: usize,
     sync: String,
+    workers: Option<u32>,
 }
 
 fn args() -> Args {
-    let mut a = Args { url: None, token: None, seconds: 10, concurrency: 16, sync: "full".into() };
+    let mut a = Args { url: None, token: None, seconds: 10, concurrency: 16, sync: "full".into(), workers: None };
     let mut it = std::env::args().skip(1);
     while let Some(k) = it.next() {
         // `cargo bench` passes `--bench`; anything unknown is ignored.
@@ -32,6 +34,7 @@ fn args() -> Args {
             "--seconds" => a.seconds = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.seconds),
             "--concurrency" => a.concurrency = it.next().and_then(|v| v.parse().ok()).unwrap_or(a.concurrency),
             "--sync" => a.sync = it.next().unwrap_or(a.sync),
+            "--workers" => a.workers = it.next().and_then(|v| v.parse().ok()),
             _ => {}
         }
     }
@@ -75,11 +78,14 @@ fn main() {
             _ => {
                 let dir = std::env::temp_dir().join(format!("acp-gateway-bench-{}", std::process::id()));
                 let _ = std::fs::remove_dir_all(&dir);
-                let env = vec![
+                let mut env = vec![
                     ("ACP_GATEWAY__DATA_DIR".to_owned(), dir.display().to_string()),
                     ("ACP_GATEWAY__SERVER__LISTEN".to_owned(), "127.0.0.1:0".to_owned()),
                     ("ACP_GATEWAY__DATABASE__SQLITE_SYNCHRONOUS".to_owned(), a.sync.clone()),
                 ];
+                if let Some(w) = a.workers {
+                    env.push(("ACP_GATEWAY__DELIVERY__WORKERS".to_owned(), w.to_string()));
+                }
                 let cfg = acp_gateway::config::Config::load_with_env(None, env).expect("config");
                 let server = acp_gateway::service::startup::Server::start(&cfg).await.expect("server");
                 let u = server.url();
@@ -138,7 +144,11 @@ fn main() {
             all.last().copied().unwrap_or_default().as_secs_f64() * 1000.0,
             failed,
             a.concurrency,
-            if local.is_some() { format!(", in-process SQLite (synchronous={})", a.sync) } else { String::new() },
+            match (&local, a.workers) {
+                (Some(_), Some(w)) => format!(", in-process SQLite (synchronous={}), {w} delivery worker(s)", a.sync),
+                (Some(_), None) => format!(", in-process SQLite (synchronous={}), default delivery workers", a.sync),
+                _ => String::new(),
+            },
         );
         if let Some((server, dir)) = local {
             server.stop().await.expect("stop");

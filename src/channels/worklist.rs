@@ -55,7 +55,7 @@ impl Sink for WorklistSink {
             };
             let mut tx = self.db.begin().await.map_err(|e| Failure::Transient(format!("worklist store: {e}")))?;
             store::outbox::insert_worklist_item(&mut *tx, &item).await.map_err(|e| Failure::Transient(format!("worklist store: {e}")))?;
-            tx.commit().await.map_err(|e| Failure::Transient(format!("worklist store: {e}")))?;
+            self.db.commit(tx).await.map_err(|e| Failure::Transient(format!("worklist store: {e}")))?;
             Ok(Receipt { detail: format!("on the MDO worklist of {org} as item {}", item.id) })
         })
     }

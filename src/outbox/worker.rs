@@ -250,7 +250,7 @@ impl Outbox {
             }
         }
         audit::append(&mut tx, self.db.backend, &events).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok((claimed, touched))
     }
 
@@ -332,7 +332,7 @@ impl Outbox {
             }
         }
         audit::append(&mut tx, self.db.backend, &events).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         for (route, handover, change, channel) in after {
             self.metrics.delivery_change(change);
             match change {

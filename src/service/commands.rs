@@ -274,5 +274,5 @@ async fn log_export(db: &crate::store::Db, cfg: &Config, bsn: &Bsn) -> Result<()
     let mut tx = db.begin().await?;
     audit::lock(&mut tx, db.backend).await?;
     audit::append(&mut tx, db.backend, &[event]).await?;
-    tx.commit().await
+    db.commit(tx).await
 }

@@ -441,7 +441,7 @@ impl Gateway {
         if let Some(key) = idempotency_key {
             store::set_idempotency_response(&mut tx, &caller.client_id, key, 201, &body).await?;
         }
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.wake.notify_waiters();
         self.metrics.handover("accepted");
         tracing::info!(handover = %handover_id, routes = routes.len(), "handover accepted");
@@ -606,7 +606,7 @@ impl Gateway {
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx, self.db.backend).await?;
         audit::append(&mut tx, self.db.backend, &[event]).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok(())
     }
 
@@ -691,7 +691,7 @@ impl Gateway {
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx, self.db.backend).await?;
         audit::append(&mut tx, self.db.backend, events).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         Ok(())
     }
 
@@ -781,7 +781,7 @@ impl Gateway {
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &route, Some(from.as_str()), to, reason.as_deref()));
         audit::append(&mut tx, self.db.backend, &events).await?;
         let updated = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.ok_or(ServiceError::NotFound)?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         if to == RouteStatus::Pending {
             self.wake.notify_waiters();
         }
@@ -820,7 +820,7 @@ impl Gateway {
         if !d.permit {
             events.push(AuditEvent { outcome: Outcome::Refused, outcome_description: Some(format!("replay refused: {}", d.reason)), ..base });
             audit::append(&mut tx, self.db.backend, &events).await?;
-            tx.commit().await?;
+            self.db.commit(tx).await?;
             return Err(ServiceError::Conflict(format!("consent does not permit sending this route again: {}", d.reason)));
         }
         let (content_type, renderer, body, encoding) = if rerender {
@@ -882,7 +882,7 @@ impl Gateway {
         });
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &replay, None, RouteStatus::Pending, replay.reason.as_deref()));
         audit::append(&mut tx, self.db.backend, &events).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         self.wake.notify_waiters();
         tracing::info!(handover = %h.id, route = %original.id, replay = %replay.id, number, rerender, "operator replay");
         Ok(route_view(&replay))
@@ -1064,7 +1064,7 @@ impl Gateway {
             }
         }
         audit::append(&mut tx, self.db.backend, &events).await?;
-        tx.commit().await?;
+        self.db.commit(tx).await?;
         tracing::info!(decision = decision.as_str(), routes_changed = changed, "sharing consent recorded");
         consent_state(&row).ok_or(ServiceError::NotFound)
     }

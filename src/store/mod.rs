@@ -11,10 +11,12 @@
 //! in the gateway instead of failing with SQLITE_BUSY), and reads use a separate pool; on PostgreSQL
 //! one pool serves both and the audit chain head row is locked with `SELECT ... FOR UPDATE`.
 
+pub mod durable;
 pub mod outbox;
 pub mod retention;
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions, AnyRow};
@@ -43,7 +45,8 @@ pub enum StoreError {
 #[derive(Debug, Clone)]
 pub struct DbOptions {
     pub max_connections: u32,
-    /// SQLite `PRAGMA synchronous`: `full` or `normal`.
+    /// SQLite: `full` (a commit is on disk before anyone is told: group commit, see [`durable`]) or
+    /// `normal` (a commit survives a crash of the gateway, maybe not a power loss).
     pub sqlite_synchronous: String,
     /// Create the SQLite file when it does not exist (the server does; `audit verify` does not).
     pub create: bool,
@@ -60,6 +63,8 @@ pub struct Db {
     pub backend: Backend,
     writer: AnyPool,
     reader: AnyPool,
+    /// SQLite with `synchronous = full`: the shared fsync that makes commits durable.
+    durable: Option<Arc<durable::Durability>>,
 }
 
 impl Db {
@@ -85,7 +90,10 @@ impl Db {
                 let sep = if url.contains('?') { '&' } else { '?' };
                 let full = format!("{url}{sep}mode={mode}");
                 let connect = AnyConnectOptions::from_str(&full)?;
-                let sync = if opts.sqlite_synchronous == "normal" { "NORMAL" } else { "FULL" };
+                // `full` is reached by group commit (`durable`), not by SQLite syncing inside each
+                // commit under the write lock; an in-memory database has nothing to sync.
+                let durable = (opts.sqlite_synchronous != "normal" && !path.is_empty() && !path.starts_with(":memory:"))
+                    .then(|| durable::Durability::new(std::path::PathBuf::from(path)));
                 let pool = |max: u32| {
                     AnyPoolOptions::new()
                         .max_connections(max)
@@ -93,8 +101,7 @@ impl Db {
                         .after_connect(move |conn, _| {
                             Box::pin(async move {
                                 conn.execute("PRAGMA journal_mode = WAL").await?;
-                                conn.execute(if sync == "NORMAL" { "PRAGMA synchronous = NORMAL" } else { "PRAGMA synchronous = FULL" })
-                                    .await?;
+                                conn.execute("PRAGMA synchronous = NORMAL").await?;
                                 conn.execute("PRAGMA busy_timeout = 10000").await?;
                                 conn.execute("PRAGMA foreign_keys = ON").await?;
                                 Ok(())
@@ -103,7 +110,7 @@ impl Db {
                 };
                 let writer = pool(1).connect_with(connect.clone()).await?;
                 let reader = pool(opts.max_connections.max(1)).connect_with(connect).await?;
-                Ok(Db { backend, writer, reader })
+                Ok(Db { backend, writer, reader, durable })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -111,7 +118,8 @@ impl Db {
                     .acquire_timeout(Duration::from_secs(30))
                     .connect(url)
                     .await?;
-                Ok(Db { backend, writer: pool.clone(), reader: pool })
+                // PostgreSQL syncs its own log at commit and groups concurrent commits itself.
+                Ok(Db { backend, writer: pool.clone(), reader: pool, durable: None })
             }
         }
     }
@@ -128,6 +136,16 @@ impl Db {
     /// A write transaction. Everything one request changes commits (or not) together.
     pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
         self.writer.begin().await
+    }
+
+    /// Commits, and returns once the commit is durable: only then may anyone be told (a `201`, a
+    /// delivery recorded). Every write transaction ends here, never in a bare `tx.commit()`.
+    pub async fn commit(&self, tx: Tx) -> Result<(), sqlx::Error> {
+        tx.commit().await?;
+        if let Some(d) = &self.durable {
+            d.sync().await.map_err(sqlx::Error::Io)?;
+        }
+        Ok(())
     }
 
     pub fn reader(&self) -> &AnyPool {
