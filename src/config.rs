@@ -92,6 +92,12 @@ pub struct ClientConfig {
     pub role: String,
     /// Hex SHA-256 of the bearer token; the token itself is never stored.
     pub token_sha256: String,
+    /// SHA-256 fingerprints (hex, colons allowed: `openssl x509 -noout -fingerprint -sha256`) of the
+    /// client certificates this client connects with. When given, the token is accepted only over a
+    /// connection that presented one of them, so a leaked token is useless without the matching key.
+    /// Several for a certificate rollover. Needs `server.tls.client_ca`.
+    #[serde(default)]
+    pub certificate_sha256: Vec<String>,
     /// What the client may do; see `service::model::Scope`. Default: everything but `operator`.
     #[serde(default = "default_scopes")]
     pub scopes: Vec<String>,

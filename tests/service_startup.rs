@@ -107,36 +107,60 @@ async fn https_with_client_certificates() {
     server_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
     let server_key = KeyPair::generate().unwrap();
     let server_cert = server_params.signed_by(&server_key, &ca).unwrap();
-    let mut client_params = CertificateParams::new(vec!["hospital-epd".to_owned()]).unwrap();
-    client_params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
-    let client_key = KeyPair::generate().unwrap();
-    let client_cert = client_params.signed_by(&client_key, &ca).unwrap();
+    let client_cert = |name: &str| {
+        let mut params = CertificateParams::new(vec![name.to_owned()]).unwrap();
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        let key = KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &ca).unwrap();
+        (cert, key)
+    };
+    // Two certificates of the same CA: the EPD's own, and another system's.
+    let (epd_cert, epd_key) = client_cert("hospital-epd");
+    let (other_cert, other_key) = client_cert("other-system");
+    let epd_fingerprint = {
+        use sha2::Digest;
+        let d = sha2::Sha256::digest(epd_cert.der());
+        d.iter().map(|b| format!("{b:02X}")).collect::<Vec<_>>().join(":")
+    };
+    let hash = |t: &str| {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(t.as_bytes()))
+    };
 
     std::fs::write(dir.join("ca.pem"), ca_cert.pem()).unwrap();
     std::fs::write(dir.join("server.pem"), server_cert.pem()).unwrap();
     std::fs::write(dir.join("server.key"), server_key.serialize_pem()).unwrap();
     let toml = format!(
-        "data_dir = \"{d}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n",
-        d = dir.display()
+        "data_dir = \"{d}\"\n[server]\nlisten = \"127.0.0.1:0\"\n[server.tls]\ncert = \"{d}/server.pem\"\nkey = \"{d}/server.key\"\nclient_ca = \"{d}/ca.pem\"\n\
+         [[clients]]\nid = \"epd-pinned\"\norganization = {{ ura = \"11111111\" }}\nrole = \"medisch-specialist\"\ntoken_sha256 = \"{pinned}\"\ncertificate_sha256 = [\"{epd_fingerprint}\"]\n\
+         [[clients]]\nid = \"epd-unpinned\"\norganization = {{ ura = \"11111111\" }}\nrole = \"medisch-specialist\"\ntoken_sha256 = \"{unpinned}\"\n",
+        d = dir.display(),
+        pinned = hash("pinned-token-0123456789abcdef0123456789"),
+        unpinned = hash("unpinned-token-0123456789abcdef012345678"),
     );
     std::fs::write(dir.join("gateway.toml"), toml).unwrap();
     let cfg = acp_gateway::config::Config::load_with_env(Some(&dir.join("gateway.toml")), Vec::new()).unwrap();
     let server = acp_gateway::service::startup::Server::start(&cfg).await.unwrap();
     let url = format!("{}/v1/handovers", server.url());
     assert!(url.starts_with("https://127.0.0.1:"));
-    let token = server.dev_token.clone().unwrap();
 
     let root = reqwest::Certificate::from_pem(ca_cert.pem().as_bytes()).unwrap();
-    let identity = reqwest::Identity::from_pem(format!("{}{}", client_cert.pem(), client_key.serialize_pem()).as_bytes()).unwrap();
-    let with_cert = reqwest::Client::builder().use_rustls_tls().add_root_certificate(root.clone()).identity(identity).build().unwrap();
-    let r = with_cert.get(&url).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 200);
+    let with = |cert: &rcgen::Certificate, key: &KeyPair| {
+        let identity = reqwest::Identity::from_pem(format!("{}{}", cert.pem(), key.serialize_pem()).as_bytes()).unwrap();
+        reqwest::Client::builder().use_rustls_tls().add_root_certificate(root.clone()).identity(identity).build().unwrap()
+    };
+    let (epd, other) = (with(&epd_cert, &epd_key), with(&other_cert, &other_key));
+    let status = |r: reqwest::Response| r.status().as_u16();
+    assert_eq!(status(epd.get(&url).bearer_auth("pinned-token-0123456789abcdef0123456789").send().await.unwrap()), 200);
+    // The pinned client's token over another (CA-valid) certificate: refused.
+    assert_eq!(status(other.get(&url).bearer_auth("pinned-token-0123456789abcdef0123456789").send().await.unwrap()), 401);
+    // A client without pins: any certificate of the CA, with its token.
+    assert_eq!(status(other.get(&url).bearer_auth("unpinned-token-0123456789abcdef012345678").send().await.unwrap()), 200);
     // A certificate is not enough without a token.
-    let r = with_cert.get(&url).send().await.unwrap();
-    assert_eq!(r.status().as_u16(), 401);
+    assert_eq!(status(epd.get(&url).send().await.unwrap()), 401);
     // Without a client certificate the handshake is refused.
     let without = reqwest::Client::builder().use_rustls_tls().add_root_certificate(root).build().unwrap();
-    assert!(without.get(&url).bearer_auth(&token).send().await.is_err());
+    assert!(without.get(&url).bearer_auth("pinned-token-0123456789abcdef0123456789").send().await.is_err());
     server.stop().await.unwrap();
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -198,4 +222,23 @@ async fn openapi_lists_exactly_the_routes_served() {
     let (s, _, b) = h.send(h.http.get(h.url("/v1/undocumented"))).await;
     assert_eq!((s, b["type"].as_str()), (404, Some("urn:acp-gateway:problem:no-such-route")));
     h.finish().await;
+}
+
+/// A certificate pin that no TLS client authentication could ever check is a configuration error,
+/// not a silent no-op.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn certificate_pins_without_client_certificates_refuse_to_start() {
+    let dir = temp_dir("pin-no-mtls");
+    let toml = format!(
+        "data_dir = \"{d}\"\n[server]\nlisten = \"127.0.0.1:0\"\n\
+         [[clients]]\nid = \"epd\"\norganization = {{ ura = \"11111111\" }}\nrole = \"medisch-specialist\"\n\
+         token_sha256 = \"{z}\"\ncertificate_sha256 = [\"{z}\"]\n",
+        d = dir.display(),
+        z = "00".repeat(32),
+    );
+    std::fs::write(dir.join("gateway.toml"), toml).unwrap();
+    let cfg = acp_gateway::config::Config::load_with_env(Some(&dir.join("gateway.toml")), Vec::new()).unwrap();
+    let err = acp_gateway::service::startup::Server::start(&cfg).await.err().expect("refuses to start");
+    assert!(err.contains("certificate_sha256 needs client certificates"), "{err}");
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -2,11 +2,15 @@
 //!
 //! The token is hashed and compared with every client's hash in constant time (no early exit, no
 //! hash-map lookup keyed by the secret), so response times say nothing about how close a guess was.
+//! A client configured with certificate fingerprints is accepted only over a TLS connection that
+//! presented one of those certificates: the token alone, stolen, opens nothing.
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::{ConnectInfo, FromRequestParts};
 use axum::http::request::Parts;
+use axum_server::tls::TlsInfo;
 use sha2::{Digest, Sha256};
 
 use super::{ApiError, AppState};
@@ -43,6 +47,17 @@ impl FromRequestParts<AppState> for Auth {
             .filter(|t| !t.is_empty())
             .ok_or(ApiError::Unauthorized)?;
         let client = authenticate(&state.gateway.clients, token).ok_or(ApiError::Unauthorized)?;
+        if !client.certificates.is_empty() {
+            let presented = parts
+                .extensions
+                .get::<Arc<TlsInfo>>()
+                .and_then(|info| info.peer_certificates.first())
+                .map(|der| <[u8; 32]>::from(Sha256::digest(der)));
+            if !presented.is_some_and(|p| client.certificates.contains(&p)) {
+                tracing::warn!(client = %client.id, "token presented over a connection without the client's certificate");
+                return Err(ApiError::Unauthorized);
+            }
+        }
         let access_point = parts.extensions.get::<ConnectInfo<SocketAddr>>().map(|ci| ci.0.ip().to_string());
         Ok(Auth(Caller {
             client_id: client.id.clone(),

@@ -109,6 +109,9 @@ pub struct Client {
     pub role: String,
     pub token_sha256: [u8; 32],
     pub scopes: Vec<Scope>,
+    /// Fingerprints of the client certificates the client must connect with (empty: any certificate
+    /// the configured CA issued, or none without mTLS).
+    pub certificates: Vec<[u8; 32]>,
 }
 
 /// Who is calling: the authenticated client, and where from (NEN 7513 "toegangspunt").

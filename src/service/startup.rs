@@ -62,11 +62,24 @@ pub async fn open_db(cfg: &Config, create: bool) -> Result<Db, String> {
 
 /// The configured clients, or the development client (with its token) when none are configured.
 fn clients(cfg: &Config) -> Result<(Vec<Client>, Option<String>), String> {
+    let mtls = cfg.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
     if !cfg.clients.is_empty() {
         let mut out = Vec::new();
         for c in &cfg.clients {
             let mut hash = [0u8; 32];
             hex::decode_to_slice(&c.token_sha256, &mut hash).map_err(|e| format!("client {}: {e}", c.id))?;
+            let certificates = c
+                .certificate_sha256
+                .iter()
+                .map(|f| fingerprint(f).map_err(|e| format!("client {}: certificate_sha256 {f:?}: {e}", c.id)))
+                .collect::<Result<Vec<_>, _>>()?;
+            if !certificates.is_empty() && !mtls {
+                // A pin that can never be checked would look like protection and be none.
+                return Err(format!("client {}: certificate_sha256 needs client certificates (server.tls.client_ca)", c.id));
+            }
+            if certificates.is_empty() && mtls {
+                tracing::warn!(client = %c.id, "client has no certificate_sha256: any certificate of the client CA will do with its token");
+            }
             out.push(Client {
                 id: c.id.clone(),
                 org: c.organization.org_id()?,
@@ -74,6 +87,7 @@ fn clients(cfg: &Config) -> Result<(Vec<Client>, Option<String>), String> {
                 role: c.role.clone(),
                 token_sha256: hash,
                 scopes: c.scopes.iter().filter_map(|s| Scope::parse(s)).collect(),
+                certificates,
             });
         }
         return Ok((out, None));
@@ -87,8 +101,17 @@ fn clients(cfg: &Config) -> Result<(Vec<Client>, Option<String>), String> {
         role: "medisch-specialist".into(),
         token_sha256: Sha256::digest(token.as_bytes()).into(),
         scopes: Scope::ALL.to_vec(),
+        certificates: Vec::new(),
     };
     Ok((vec![client], Some(token)))
+}
+
+/// A SHA-256 fingerprint as hex, with or without colons, any case.
+fn fingerprint(text: &str) -> Result<[u8; 32], String> {
+    let hex: String = text.chars().filter(|c| *c != ':').collect();
+    let mut out = [0u8; 32];
+    hex::decode_to_slice(hex.trim(), &mut out).map_err(|e| format!("not a SHA-256 fingerprint ({e})"))?;
+    Ok(out)
 }
 
 /// The development token: the one in the file if there is one (so scripts keep working across
