@@ -211,6 +211,12 @@ pub struct ChannelEndpoint {
     /// The environment variable holding the bearer token.
     #[serde(default)]
     pub bearer_token_env: Option<String>,
+    /// The hosts this endpoint may send to: names (`fhir.praktijk.example`), `*.domain` for any
+    /// subdomain, or IP addresses. A recipient's URL on another host is refused (the route goes
+    /// `dead`), so that a handover cannot send patient data, the client certificate or the bearer
+    /// token to a host the operator did not choose. Default: the host of `target` only.
+    #[serde(default)]
+    pub allowed_hosts: Option<Vec<String>>,
 }
 
 impl Default for ChannelEndpoint {
@@ -237,6 +243,7 @@ impl Default for ChannelEndpoint {
             client_key: None,
             bearer_token: None,
             bearer_token_env: None,
+            allowed_hosts: None,
         }
     }
 }

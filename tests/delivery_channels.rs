@@ -350,6 +350,7 @@ fn https_endpoint(pki: &Pki) -> ChannelEndpoint {
         sink: "https".into(),
         ca_file: Some(pki.ca.clone()),
         timeout_seconds: Some(10.0),
+        allowed_hosts: Some(vec!["127.0.0.1".into()]),
         ..ChannelEndpoint::default()
     }
 }
@@ -386,6 +387,13 @@ async fn https_2xx_is_delivered_with_a_stable_request_id() {
     assert_eq!(rx.deliveries()[1].path, "/print");
     let why = permanent(sink.deliver(&outgoing(Channel::Fhir, &nobody, "application/fhir+json", FHIR.as_bytes(), "route-h3")).await);
     assert!(why.contains("endpoints.fhir"), "{why}");
+
+    // A recipient URL on a host the endpoint does not allow is refused before anything is sent, even
+    // when it is the same receiver under another name.
+    let elsewhere = fhir_recipient(&rx.url("/fhir").replace("127.0.0.1", "localhost"));
+    let why = permanent(sink.deliver(&outgoing(Channel::Fhir, &elsewhere, "application/fhir+json", FHIR.as_bytes(), "route-h4")).await);
+    assert!(why.contains("allowed_hosts"), "{why}");
+    assert_eq!(rx.deliveries().len(), 2, "nothing reached the receiver");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -501,6 +509,7 @@ max_attempts = {fhir_max_attempts}
 sink = "https"
 ca_file = "{ca}"
 timeout_seconds = 5
+allowed_hosts = ["127.0.0.1"]
 "#,
         ca = pki.ca.display()
     );

@@ -4,7 +4,10 @@
 //! (`endpoints.fhir` for the `fhir` channel, `endpoints.zorgdomein` for `zorgdomein`), or to the
 //! endpoint's configured `target` when the recipient names none (and for channels without a
 //! recipient URL, such as a print service). Only `https://` URLs are used; redirects are not followed
-//! (a POST that moved is a configuration matter, not something to guess at).
+//! (a POST that moved is a configuration matter, not something to guess at). A recipient's URL must
+//! be on one of the endpoint's `allowed_hosts` (default: the `target`'s host): the URL comes with the
+//! handover, and without the list any client could point the gateway, with its client certificate and
+//! bearer token, at any host it can reach.
 //!
 //! A retry must not create a second copy at the receiver. Two things make sure of that:
 //! - every request carries `Idempotency-Key` and `X-Request-Id` set to the delivery key, which is the
@@ -36,6 +39,8 @@ pub struct HttpsSink {
     client: Client,
     target: Option<String>,
     bearer: Option<HeaderValue>,
+    /// Lower-case host names or addresses, or `*.domain`.
+    allowed_hosts: Vec<String>,
 }
 
 impl HttpsSink {
@@ -89,8 +94,12 @@ impl HttpsSink {
         if let Some(t) = &endpoint.target {
             check_url(t).map_err(|e| err(format!("`target`: {e}")))?;
         }
+        let allowed_hosts = match &endpoint.allowed_hosts {
+            Some(list) => list.iter().map(|h| h.trim().trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase()).collect(),
+            None => endpoint.target.as_deref().and_then(url_host).into_iter().collect(),
+        };
         let client = b.build().map_err(|e| err(format!("HTTPS client: {e}")))?;
-        Ok(HttpsSink { channel: channel.to_owned(), client, target: endpoint.target.clone(), bearer })
+        Ok(HttpsSink { channel: channel.to_owned(), client, target: endpoint.target.clone(), bearer, allowed_hosts })
     }
 
     /// The URL for this message: the recipient's endpoint of the channel's kind, else the target.
@@ -108,6 +117,14 @@ impl HttpsSink {
             })
         })?;
         check_url(url).map_err(Failure::Permanent)?;
+        let host = url_host(url).unwrap_or_default();
+        if !host_allowed(&host, &self.allowed_hosts) {
+            return Err(Failure::Permanent(format!(
+                "{url:?}: the host {host} is not among the channel's allowed_hosts ([channels.endpoints.{}] allowed_hosts{})",
+                self.channel,
+                if self.allowed_hosts.is_empty() { ", unset and no `target`".to_owned() } else { format!(" = {:?}", self.allowed_hosts) }
+            )));
+        }
         Ok(url.to_owned())
     }
 
@@ -178,6 +195,22 @@ fn check_url(url: &str) -> Result<(), String> {
         return Err(format!("{url:?} is not an https:// URL; the HTTPS sink sends over TLS only"));
     }
     Ok(())
+}
+
+/// The URL's host, lower case, IPv6 without brackets.
+fn url_host(url: &str) -> Option<String> {
+    let u = reqwest::Url::parse(url).ok()?;
+    let host = u.host_str()?;
+    Some(host.trim_start_matches('[').trim_end_matches(']').to_ascii_lowercase())
+}
+
+/// Whether `host` is on the list: equal to an entry, or below a `*.domain` entry.
+fn host_allowed(host: &str, allowed: &[String]) -> bool {
+    !host.is_empty()
+        && allowed.iter().any(|a| match a.strip_prefix("*.") {
+            Some(domain) => host.len() > domain.len() + 1 && host.ends_with(domain) && host[..host.len() - domain.len()].ends_with('.'),
+            None => host == a,
+        })
 }
 
 /// 408 Request Timeout, 429 Too Many Requests and every 5xx may go through on another attempt.
@@ -323,6 +356,26 @@ mod tests {
         for s in [400, 401, 403, 404, 409, 412, 422, 301] {
             assert!(!retryable(StatusCode::from_u16(s).unwrap()), "{s}");
         }
+    }
+
+    #[test]
+    fn recipient_urls_only_on_allowed_hosts() {
+        let list = |l: &[&str]| l.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert!(host_allowed("fhir.praktijk.example", &list(&["fhir.praktijk.example"])));
+        assert!(host_allowed("a.zorg.example", &list(&["*.zorg.example"])));
+        assert!(!host_allowed("zorg.example", &list(&["*.zorg.example"])), "the wildcard needs a subdomain");
+        assert!(!host_allowed("evilzorg.example", &list(&["*.zorg.example"])));
+        assert!(!host_allowed("169.254.169.254", &list(&["fhir.praktijk.example"])));
+        assert!(!host_allowed("anything", &[]), "an empty list allows nothing");
+        assert_eq!(url_host("https://[::1]:8443/fhir").as_deref(), Some("::1"));
+        assert_eq!(url_host("https://FHIR.Example/x").as_deref(), Some("fhir.example"));
+
+        let e = ChannelEndpoint { sink: "https".into(), target: Some("https://print.example/jobs".into()), ..ChannelEndpoint::default() };
+        let sink = HttpsSink::from_endpoint("fhir", &e).unwrap();
+        assert_eq!(sink.allowed_hosts, list(&["print.example"]), "default: the target's host only");
+        let e = ChannelEndpoint { allowed_hosts: Some(list(&["*.Zorg.Example", "[::1]"])), ..e };
+        let sink = HttpsSink::from_endpoint("fhir", &e).unwrap();
+        assert_eq!(sink.allowed_hosts, list(&["*.zorg.example", "::1"]));
     }
 
     #[test]
