@@ -106,15 +106,32 @@ impl Outbox {
 
     async fn run(&self, name: &str, stop: &mut watch::Receiver<bool>) {
         let poll = Duration::from_millis(self.config.poll_interval_ms.max(1));
+        let gather = Duration::from_millis(self.config.gather_ms);
         while !*stop.borrow() {
             match self.run_once(name).await {
-                Ok(n) if n > 0 => continue,
+                // A full batch: more are waiting.
+                Ok(n) if n >= self.config.batch => continue,
+                // Some: more are arriving; let them gather into the next round.
+                Ok(n) if n > 0 => {
+                    Self::pause(gather, stop).await;
+                    continue;
+                }
                 Ok(_) => {}
                 Err(e) => tracing::error!(worker = name, error = %e, "delivery round failed; trying again"),
             }
             tokio::select! {
-                _ = self.wake.notified() => {}
+                _ = self.wake.notified() => Self::pause(gather, stop).await,
                 _ = tokio::time::sleep(poll) => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Waits `d`, or less if the worker is asked to stop.
+    async fn pause(d: Duration, stop: &mut watch::Receiver<bool>) {
+        if !d.is_zero() {
+            tokio::select! {
+                _ = tokio::time::sleep(d) => {}
                 _ = stop.changed() => {}
             }
         }
