@@ -619,10 +619,31 @@ fn bench_translate(path: &Path, seconds: f64) -> u8 {
         }
     }
     let elapsed = start.elapsed().as_secs_f64();
+    let ours = records as f64 / elapsed;
     println!(
-        "translate (parse -> validate -> FHIR JSON): {records} records in {elapsed:.2} s = {:.0} records/s ({} bytes of FHIR JSON per record)",
-        records as f64 / elapsed,
+        "translate (parse -> validate -> FHIR JSON): {records} records in {elapsed:.2} s = {ours:.0} records/s ({} bytes of FHIR JSON per record)",
         out_bytes / records.max(1) as usize
+    );
+    // The peer: serde_json alone reading the same input and writing the same output, with no
+    // mapping in between. No translation can be faster than this, so the ratio says how much of the
+    // time is the gateway's own work.
+    let output: serde_json::Value = {
+        let record = intake::read(&bytes).valid_record().cloned().expect("checked above");
+        let json = render::fhir::to_json(&render::fhir::bundle(&record, render::fhir::BundleKind::Transaction));
+        serde_json::from_str(&json).expect("our FHIR JSON parses")
+    };
+    let start = std::time::Instant::now();
+    let mut peer = 0u64;
+    while start.elapsed() < budget {
+        let input: serde_json::Value = serde_json::from_slice(&bytes).expect("parsed above");
+        std::hint::black_box(&input);
+        std::hint::black_box(serde_json::to_vec_pretty(&output).expect("a Value serialises"));
+        peer += 1;
+    }
+    let peer = peer as f64 / start.elapsed().as_secs_f64();
+    println!(
+        "peer, serde_json alone (input parsed to a Value, output written pretty, no mapping): {peer:.0} records/s; the gateway runs at {:.0}% of it",
+        100.0 * ours / peer
     );
     EXIT_OK
 }
