@@ -211,6 +211,27 @@ fn protect_refuses_a_key_that_is_not_the_certificates() {
     assert!(protect(&golden_mail(), &s).is_err_and(|e| e.contains("recipient certificate")));
 }
 
+#[test]
+fn protect_refuses_a_recipient_certificate_outside_its_validity() {
+    if !openssl_or_skip("protect_refuses_a_recipient_certificate_outside_its_validity") {
+        return;
+    }
+    let pki = TestPki::new();
+    let dated = |from: (i32, u8, u8), to: (i32, u8, u8)| {
+        let mut params = rcgen::CertificateParams::new(vec![RECIPIENT.to_owned()]).unwrap();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        params.self_signed(&rcgen::KeyPair::generate().unwrap()).unwrap().pem()
+    };
+    let mut s = pki.settings();
+    s.recipient_cert_pem = dated((2020, 1, 1), (2021, 1, 1));
+    let e = protect(&golden_mail(), &s).unwrap_err();
+    assert!(e.contains("recipient certificate expired on 2021-01-01"), "{e}");
+    s.recipient_cert_pem = dated((2999, 1, 1), (3000, 1, 1));
+    let e = protect(&golden_mail(), &s).unwrap_err();
+    assert!(e.contains("recipient certificate is not valid before 2999-01-01"), "{e}");
+}
+
 /// A rendered mail as the outbox hands it to the secure-mail sink.
 fn mail_to<'a>(recipient: &'a Value, mail: &'a [u8], key: &'a str) -> Outgoing<'a> {
     Outgoing {

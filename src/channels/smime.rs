@@ -154,6 +154,22 @@ fn certificate(pem: &str, what: &str) -> Result<Certificate, String> {
     Certificate::from_pem(first.trim_start().as_bytes()).map_err(|e| format!("{what}: not a PEM X.509 certificate: {e}"))
 }
 
+/// Whether the certificate is valid at `now`: mail encrypted for an expired certificate may be
+/// unreadable to its owner (a renewed key) and is against the PKIoverheid rules; one signed with an
+/// expired certificate fails verification. Either way it is better not sent, with a reason an
+/// operator can act on (drop in the renewed certificate, then retry the route).
+fn check_validity(cert: &Certificate, what: &str, now: std::time::SystemTime) -> Result<(), String> {
+    let validity = &cert.tbs_certificate.validity;
+    let now = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    if now < validity.not_before.to_unix_duration() {
+        return Err(format!("{what} is not valid before {}", validity.not_before));
+    }
+    if now > validity.not_after.to_unix_duration() {
+        return Err(format!("{what} expired on {}", validity.not_after));
+    }
+    Ok(())
+}
+
 fn issuer_and_serial(cert: &Certificate) -> IssuerAndSerialNumber {
     IssuerAndSerialNumber {
         issuer: cert.tbs_certificate.issuer.clone(),
@@ -265,6 +281,9 @@ pub fn mime_entity(message: &[u8]) -> Result<Vec<u8>, String> {
 pub fn protect(message: &[u8], settings: &SmimeSettings) -> Result<Vec<u8>, String> {
     let (cert, key) = signer(settings)?;
     let recipient = certificate(&settings.recipient_cert_pem, "S/MIME recipient certificate")?;
+    let now = std::time::SystemTime::now();
+    check_validity(&cert, "the S/MIME sender certificate", now)?;
+    check_validity(&recipient, "the S/MIME recipient certificate", now)?;
     let message = crlf(message);
     let (fields, _) = split_message(&message)?;
     let entity = mime_entity(&message)?;
