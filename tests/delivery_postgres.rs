@@ -3,6 +3,9 @@
 //! exactly once: one disclosure in the audit trail per route, one attempt per route, one spool file
 //! per route, and both processes took part.
 //!
+//! And a worker process that would poll only every ten minutes still delivers a new handover at once:
+//! the accepting process's `NOTIFY` wakes it.
+//!
 //! PostgreSQL comes from the service harness (a fresh database per test; skipped loudly without it
 //! outside CI, a failure under CI).
 
@@ -19,21 +22,40 @@ use support_service::*;
 
 const ROUTES: usize = 1000;
 
-fn start_worker(h: &Harness) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_acp-gateway"))
+fn start_worker(h: &Harness) -> WorkerProcess {
+    start_worker_polling(h, 10)
+}
+
+fn start_worker_polling(h: &Harness, poll_interval_ms: u64) -> WorkerProcess {
+    let child = Command::new(env!("CARGO_BIN_EXE_acp-gateway"))
         .args(["worker", "--config"])
         .arg(&h.config_path)
         .env("ACP_GATEWAY__DELIVERY__WORKERS", "4")
         .env("ACP_GATEWAY__DELIVERY__BATCH", "8")
-        .env("ACP_GATEWAY__DELIVERY__POLL_INTERVAL_MS", "10")
+        .env("ACP_GATEWAY__DELIVERY__POLL_INTERVAL_MS", poll_interval_ms.to_string())
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
-        .expect("start acp-gateway worker")
+        .expect("start acp-gateway worker");
+    WorkerProcess(Some(child))
 }
 
-fn terminate(mut child: Child) {
+/// A worker process that is killed if the test fails before it is terminated, so that a failed
+/// test leaves nothing running.
+struct WorkerProcess(Option<Child>);
+
+impl Drop for WorkerProcess {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.0.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+fn terminate(mut worker: WorkerProcess) {
+    let mut child = worker.0.take().expect("running");
     let _ = Command::new("kill").args(["-TERM", &child.id().to_string()]).status();
     let status = child.wait().expect("worker exits");
     assert!(status.success(), "the worker stops cleanly on SIGTERM: {status}");
@@ -110,6 +132,48 @@ async fn two_worker_processes_deliver_each_of_1000_routes_once() {
     assert_eq!(files, ROUTES);
     let (code, out, err) = h.cli(&["audit", "verify"]);
     assert_eq!(code, 0, "{out}{err}");
+    db.close().await.ok();
+    h.finish().await;
+}
+
+/// A worker process that polls only every ten minutes delivers a handover accepted by another process
+/// well within the test's time limit: the accepting transaction's NOTIFY woke it. (Without it, the
+/// route would wait for the next poll, long after the deadline below.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_worker_process_is_woken_by_another_process_accepting_a_handover() {
+    let Some(h) = Harness::postgres("a_worker_process_is_woken_by_another_process_accepting_a_handover").await else { return };
+    let worker = start_worker_polling(&h, 600_000);
+    let mut db = sqlx::PgConnection::connect(&h.db_url).await.unwrap();
+    // The worker has started (its first round found nothing) and listens: its LISTEN connection shows.
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM pg_stat_activity WHERE datname = current_database() AND query LIKE 'LISTEN%acp_gateway_due%'")
+            .fetch_one(&mut db)
+            .await
+            .unwrap()
+            .get("n");
+        if n > 0 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the worker process never listened");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Slack for the worker's first round (started beside the listener) to find nothing and go to
+    // sleep: a handover that arrived before it would be delivered by that round, proving nothing.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+
+    let (s, _, b) = h.send(h.http.post(h.url("/v1/handovers")).bearer_auth(HOSPITAL).json(&discharge(record(BSN, Some("agreed"))))).await;
+    assert_eq!(s, 201, "{b}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let n: i64 = sqlx::query("SELECT COUNT(*) AS n FROM routes WHERE status = 'delivered'").fetch_one(&mut db).await.unwrap().get("n");
+        if n == 1 {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "the route was not delivered: the worker was not woken");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    terminate(worker);
     db.close().await.ok();
     h.finish().await;
 }

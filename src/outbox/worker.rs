@@ -69,12 +69,17 @@ struct Claimed {
 pub struct Workers {
     stop: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
+    /// PostgreSQL: the task hearing other processes' due-route notifications.
+    listener: Option<JoinHandle<()>>,
 }
 
 impl Workers {
     /// Asks every worker to stop after its current round and waits (at most `grace`) for them.
     pub async fn stop(self, grace: Duration) {
         let _ = self.stop.send(true);
+        if let Some(l) = &self.listener {
+            l.abort();
+        }
         let all = futures_join(self.tasks);
         if tokio::time::timeout(grace, all).await.is_err() {
             tracing::warn!("delivery workers did not finish within the grace period; their leases will expire");
@@ -100,8 +105,9 @@ impl Outbox {
                 tokio::spawn(async move { me.run(&name, &mut rx).await })
             })
             .collect();
-        tracing::info!(workers = n, node = %self.node, "delivery workers started");
-        Workers { stop, tasks }
+        let listener = q::listen_due(&self.db, self.wake.clone());
+        tracing::info!(workers = n, node = %self.node, listening = listener.is_some(), "delivery workers started");
+        Workers { stop, tasks, listener }
     }
 
     async fn run(&self, name: &str, stop: &mut watch::Receiver<bool>) {

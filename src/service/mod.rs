@@ -441,6 +441,9 @@ impl Gateway {
         if let Some(key) = idempotency_key {
             store::set_idempotency_response(&mut tx, &caller.client_id, key, 201, &body).await?;
         }
+        if routes.iter().any(|r| r.consent_permit) {
+            store::outbox::announce_due(&mut tx, self.db.backend).await?;
+        }
         self.db.commit(tx).await?;
         self.wake.notify_waiters();
         self.metrics.handover("accepted");
@@ -781,6 +784,9 @@ impl Gateway {
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &route, Some(from.as_str()), to, reason.as_deref()));
         audit::append(&mut tx, self.db.backend, &events).await?;
         let updated = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.ok_or(ServiceError::NotFound)?;
+        if to == RouteStatus::Pending {
+            store::outbox::announce_due(&mut tx, self.db.backend).await?;
+        }
         self.db.commit(tx).await?;
         if to == RouteStatus::Pending {
             self.wake.notify_waiters();
@@ -882,6 +888,7 @@ impl Gateway {
         });
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &replay, None, RouteStatus::Pending, replay.reason.as_deref()));
         audit::append(&mut tx, self.db.backend, &events).await?;
+        store::outbox::announce_due(&mut tx, self.db.backend).await?;
         self.db.commit(tx).await?;
         self.wake.notify_waiters();
         tracing::info!(handover = %h.id, route = %original.id, replay = %replay.id, number, rerender, "operator replay");

@@ -65,6 +65,8 @@ pub struct Db {
     reader: AnyPool,
     /// SQLite with `synchronous = full`: the shared fsync that makes commits durable.
     durable: Option<Arc<durable::Durability>>,
+    /// PostgreSQL: the URL, for the LISTEN connection of [`outbox::listen_due`].
+    postgres_url: Option<Arc<str>>,
 }
 
 impl Db {
@@ -110,7 +112,7 @@ impl Db {
                 };
                 let writer = pool(1).connect_with(connect.clone()).await?;
                 let reader = pool(opts.max_connections.max(1)).connect_with(connect).await?;
-                Ok(Db { backend, writer, reader, durable })
+                Ok(Db { backend, writer, reader, durable, postgres_url: None })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -119,7 +121,7 @@ impl Db {
                     .connect(url)
                     .await?;
                 // PostgreSQL syncs its own log at commit and groups concurrent commits itself.
-                Ok(Db { backend, writer: pool.clone(), reader: pool, durable: None })
+                Ok(Db { backend, writer: pool.clone(), reader: pool, durable: None, postgres_url: Some(url.into()) })
             }
         }
     }

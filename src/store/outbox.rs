@@ -8,10 +8,54 @@
 //! The final update of an attempt is conditional on `status = 'delivering' AND lease_owner = <token>`:
 //! a route an operator cancelled, or a consent withdrawal blocked, while the attempt was in flight
 //! keeps its new status.
+//!
+//! Waking: a process's own workers are woken in memory when it makes a route due; on PostgreSQL the
+//! transaction that does so also sends `NOTIFY acp_gateway_due` ([`announce_due`], delivered at
+//! commit), which the workers of every other process hear through [`listen_due`], so a separate
+//! `acp-gateway worker` starts at once instead of at its next poll.
+
+use std::sync::Arc;
+use std::time::Duration;
 
 use sqlx::{Any, Executor, Row};
 
-use super::{assembled, route_row, Backend, RouteRow, Tx, ROUTE_COLS};
+use super::{assembled, route_row, Backend, Db, RouteRow, Tx, ROUTE_COLS};
+
+/// The PostgreSQL notification channel for "a route became due".
+const DUE_CHANNEL: &str = "acp_gateway_due";
+
+/// Inside a transaction that makes a route due: tells the other processes' workers, at commit
+/// (PostgreSQL; SQLite has no other processes to tell but through the file, which they poll).
+pub async fn announce_due(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
+    if backend == Backend::Postgres {
+        sqlx::query(assembled(format!("NOTIFY {DUE_CHANNEL}"))).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
+/// On PostgreSQL: a task that wakes `wake`'s waiters whenever any process announces a due route,
+/// reconnecting after a lost connection (polling covers the gap). `None` on SQLite.
+pub fn listen_due(db: &Db, wake: Arc<tokio::sync::Notify>) -> Option<tokio::task::JoinHandle<()>> {
+    let url = db.postgres_url.clone()?;
+    Some(tokio::spawn(async move {
+        loop {
+            if let Err(e) = listen(&url, &wake).await {
+                tracing::warn!(error = %e, "listening for due routes failed; polling meanwhile, reconnecting");
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }))
+}
+
+/// Listens until the connection fails for good (`PgListener` itself reconnects once per loss).
+async fn listen(url: &str, wake: &tokio::sync::Notify) -> Result<(), sqlx::Error> {
+    let mut listener = sqlx::postgres::PgListener::connect(url).await?;
+    listener.listen(DUE_CHANNEL).await?;
+    loop {
+        listener.recv().await?;
+        wake.notify_waiters();
+    }
+}
 
 /// A claimed (or claimable) route with what the worker needs of its handover.
 #[derive(Debug, Clone)]
