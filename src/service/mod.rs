@@ -247,6 +247,20 @@ impl Gateway {
         }
     }
 
+    /// `event` as an entry about `route` of the patient `bsn`: object, recipient, handover and route.
+    fn about_route(event: AuditEvent, bsn: &str, route: &RouteRow) -> AuditEvent {
+        AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.to_owned()),
+            object_type: "route".into(),
+            object_id: Some(route.id.clone()),
+            recipient: route.recipient_org.clone(),
+            handover_id: Some(route.handover_id.clone()),
+            route_id: Some(route.id.clone()),
+            ..event
+        }
+    }
+
     fn require(caller: &Caller, scope: Scope) -> Result<()> {
         if caller.has(scope) {
             Ok(())
@@ -258,25 +272,13 @@ impl Gateway {
     /// Records one consent decision for a route: an audit entry (BALP AuthZconsent) and a metric.
     fn consent_event(&self, caller: &Caller, scope: Scope, now: &str, bsn: &str, route: &RouteRow, d: &ConsentDecision) -> AuditEvent {
         self.metrics.consent_decision(d.permit);
-        AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(bsn.to_owned()),
-            object_type: "route".into(),
-            object_id: Some(route.id.clone()),
+        let outcome = if d.permit { Outcome::Success } else { Outcome::Refused };
+        let event = AuditEvent {
             outcome_description: Some(d.reason.clone()),
             consent_profile: Some(d.profile.to_owned()),
-            recipient: route.recipient_org.clone(),
-            handover_id: Some(route.handover_id.clone()),
-            route_id: Some(route.id.clone()),
-            ..self.event(
-                caller,
-                scope,
-                EventCode::ConsentDecision,
-                Action::E,
-                if d.permit { Outcome::Success } else { Outcome::Refused },
-                now,
-            )
-        }
+            ..self.event(caller, scope, EventCode::ConsentDecision, Action::E, outcome, now)
+        };
+        Self::about_route(event, bsn, route)
     }
 
     /// A route status change (or creation, `from = None`).
@@ -730,23 +732,8 @@ impl Gateway {
         let (h, route) = self.operated_route(&mut tx, caller, handover_id, route_id).await?;
         let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
         let scope = Scope::Operator;
-        let base = AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(h.patient_bsn.clone()),
-            object_type: "route".into(),
-            object_id: Some(route.id.clone()),
-            handover_id: Some(h.id.clone()),
-            route_id: Some(route.id.clone()),
-            recipient: route.recipient_org.clone(),
-            ..self.event(
-                caller,
-                scope,
-                if retry { EventCode::OperatorRetry } else { EventCode::OperatorCancel },
-                Action::U,
-                Outcome::Success,
-                &now,
-            )
-        };
+        let code = if retry { EventCode::OperatorRetry } else { EventCode::OperatorCancel };
+        let base = Self::about_route(self.event(caller, scope, code, Action::U, Outcome::Success, &now), &h.patient_bsn, &route);
         let mut events = Vec::new();
         let (to, reason, consent, next) = if retry {
             if matches!(from, RouteStatus::Pending | RouteStatus::Delivering | RouteStatus::Delivered) {
@@ -812,16 +799,8 @@ impl Gateway {
         let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
         let org = original.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
         let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
-        let base = AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(h.patient_bsn.clone()),
-            object_type: "route".into(),
-            object_id: Some(original.id.clone()),
-            handover_id: Some(h.id.clone()),
-            route_id: Some(original.id.clone()),
-            recipient: original.recipient_org.clone(),
-            ..self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now)
-        };
+        let base =
+            Self::about_route(self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now), &h.patient_bsn, &original);
         let mut events = vec![self.consent_event(caller, scope, &now, &h.patient_bsn, &original, &d)];
         if !d.permit {
             events.push(AuditEvent { outcome: Outcome::Refused, outcome_description: Some(format!("replay refused: {}", d.reason)), ..base });
