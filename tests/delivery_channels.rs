@@ -22,7 +22,7 @@ use acp_gateway::channels::{Failure, Outgoing, Sink};
 use acp_gateway::config::ChannelEndpoint;
 use acp_gateway::routing::Channel;
 use serde_json::{json, Value};
-use support_receivers::{aiosmtpd_or_skip, part_bytes, HttpsReceiver, Pki, SmtpMode, SmtpReceiver};
+use support_receivers::{aiosmtpd_or_skip, part_bytes, smtp_endpoint, HttpsReceiver, Pki, SmtpMode, SmtpReceiver};
 
 const EDIFACT: &str = "UNB+UNOA:1+500000101+500000201+260831:0930+2601'\r\nUNH+2601+MEDVRI:1'\r\n\
 PID+1941:03:09+V+Bakker::::G.++BSN999990019'\r\nTXT:1+Niet reanimeren.'\r\nUNT+4+2601'\r\nUNZ+1+2601'\r\n";
@@ -39,19 +39,6 @@ fn recipient() -> Value {
 
 fn outgoing<'a>(channel: Channel, recipient: &'a Value, content_type: &'a str, body: &'a [u8], key: &'a str) -> Outgoing<'a> {
     Outgoing { handover_id: "handover-1", route_id: key, channel, recipient, content_type, body, delivery_key: key }
-}
-
-fn smtp_endpoint(pki: &Pki, port: u16) -> ChannelEndpoint {
-    ChannelEndpoint {
-        sink: "smtp".into(),
-        host: Some("127.0.0.1".into()),
-        port: Some(port),
-        from: Some("gateway@gw.test".into()),
-        domain: Some("gw.test".into()),
-        ca_file: Some(pki.ca.clone()),
-        timeout_seconds: Some(10.0),
-        ..ChannelEndpoint::default()
-    }
 }
 
 fn header<'a>(msg: &'a Value, name: &str) -> Option<&'a str> {
@@ -492,16 +479,9 @@ async fn https_wrong_ca_is_permanent_and_a_receiver_that_is_down_transient() {
 
 /// Fast workers and short backoff, so that retries happen within a test.
 fn delivery_config(pki: &Pki, smtp_port: Option<u16>, fhir_max_attempts: u32) -> String {
-    let mut toml = format!(
-        r#"[delivery]
-workers = 2
-batch = 8
-poll_interval_ms = 20
-lease_seconds = 30
-base_delay_ms = 20
-max_delay_ms = 150
-max_attempts = 1000
-
+    let mut toml = support_service::FAST_DELIVERY.to_owned();
+    toml.push_str(&format!(
+        r#"
 [delivery.channels.fhir]
 max_attempts = {fhir_max_attempts}
 
@@ -512,7 +492,7 @@ timeout_seconds = 5
 allowed_hosts = ["127.0.0.1"]
 "#,
         ca = pki.ca.display()
-    );
+    ));
     if let Some(port) = smtp_port {
         toml.push_str(&format!(
             r#"

@@ -16,16 +16,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 use support_service::*;
 
-/// Fast workers and short backoff, so retries happen within a test.
-const DELIVERY: &str = "[delivery]
-workers = 2
-batch = 8
-poll_interval_ms = 20
-lease_seconds = 30
-base_delay_ms = 20
-max_delay_ms = 150
-max_attempts = 1000
-";
 
 fn spool(h: &Harness, channel: &str) -> PathBuf {
     h.dir.join("spool").join(channel)
@@ -407,7 +397,7 @@ macro_rules! postgres_tests {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    let Some(h) = super::Harness::postgres_with(concat!("postgres::", stringify!($name)), super::DELIVERY).await else { return };
+                    let Some(h) = super::Harness::postgres_with(concat!("postgres::", stringify!($name)), super::FAST_DELIVERY).await else { return };
                     super::$name(&h).await;
                     h.finish().await;
                 }
@@ -426,14 +416,14 @@ max_attempts = 3
 ";
 
 sqlite_tests! {
-    delivered_once_to_the_spool: DELIVERY,
-    retries_show_in_the_handover_then_recover_once: DELIVERY,
-    consent_withdrawn_while_retrying_blocks_it: DELIVERY,
-    cancel_during_retries_stops_them: DELIVERY,
+    delivered_once_to_the_spool: FAST_DELIVERY,
+    retries_show_in_the_handover_then_recover_once: FAST_DELIVERY,
+    consent_withdrawn_while_retrying_blocks_it: FAST_DELIVERY,
+    cancel_during_retries_stops_them: FAST_DELIVERY,
     dead_after_the_channels_maximum_with_one_alert: DEAD_AFTER_3,
-    replay_is_a_second_linked_delivery: DELIVERY,
-    the_mdo_worklist_is_fetched_by_its_recipient_only: DELIVERY,
-    retention_deletes_bodies_of_finished_handovers_only: DELIVERY,
+    replay_is_a_second_linked_delivery: FAST_DELIVERY,
+    the_mdo_worklist_is_fetched_by_its_recipient_only: FAST_DELIVERY,
+    retention_deletes_bodies_of_finished_handovers_only: FAST_DELIVERY,
 }
 
 postgres_tests! {

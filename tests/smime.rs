@@ -22,7 +22,7 @@ use acp_gateway::channels::{Failure, Outgoing, Sink};
 use acp_gateway::config::ChannelEndpoint;
 use acp_gateway::routing::Channel;
 use serde_json::{json, Value};
-use support_receivers::{aiosmtpd_or_skip, temp_dir, Pki, SmtpMode, SmtpReceiver};
+use support_receivers::{aiosmtpd_or_skip, smtp_endpoint, temp_dir, Pki, SmtpMode, SmtpReceiver};
 
 /// A mail rendered by `render::mail` (the golden file of the renderer's own tests).
 const GOLDEN: &str = "tests/golden/mail/uniform-03-heart-failure-icd.specialist-ouderengeneeskunde-to-huisarts.eml";
@@ -247,17 +247,10 @@ fn mail_to<'a>(recipient: &'a Value, mail: &'a [u8], key: &'a str) -> Outgoing<'
 
 fn smime_endpoint(pki: &TestPki, tls: &Pki, port: u16, certs: &Path) -> ChannelEndpoint {
     ChannelEndpoint {
-        sink: "smtp".into(),
-        host: Some("127.0.0.1".into()),
-        port: Some(port),
-        from: Some("gateway@gw.test".into()),
-        domain: Some("gw.test".into()),
-        ca_file: Some(tls.ca.clone()),
-        timeout_seconds: Some(10.0),
         smime_cert: Some(pki.dir.join("sender.pem")),
         smime_key: Some(pki.dir.join("sender.key")),
         smime_recipient_certs: Some(certs.to_owned()),
-        ..ChannelEndpoint::default()
+        ..smtp_endpoint(tls, port)
     }
 }
 

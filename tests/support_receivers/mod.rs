@@ -34,6 +34,21 @@ pub fn temp_dir(what: &str) -> PathBuf {
     d
 }
 
+/// An SMTP endpoint of the gateway sending to a receiver on 127.0.0.1:`port` over STARTTLS, trusting
+/// the test CA.
+pub fn smtp_endpoint(pki: &Pki, port: u16) -> acp_gateway::config::ChannelEndpoint {
+    acp_gateway::config::ChannelEndpoint {
+        sink: "smtp".into(),
+        host: Some("127.0.0.1".into()),
+        port: Some(port),
+        from: Some("gateway@gw.test".into()),
+        domain: Some("gw.test".into()),
+        ca_file: Some(pki.ca.clone()),
+        timeout_seconds: Some(10.0),
+        ..acp_gateway::config::ChannelEndpoint::default()
+    }
+}
+
 /// A test CA with a server certificate for 127.0.0.1 and a client certificate, and a second,
 /// unrelated CA (for "the wrong roots"), all as PEM files in one directory.
 pub struct Pki {

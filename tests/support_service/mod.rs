@@ -39,6 +39,17 @@ pub const OTHER_BSN: &str = "999911120";
 /// The service tests' gateway delivers nothing: routes stay as intake stored them.
 pub const NO_DELIVERY: &str = "[delivery]\nworkers = 0\n";
 
+/// Delivery tests: fast workers and short backoff, so that retries happen within a test.
+pub const FAST_DELIVERY: &str = "[delivery]
+workers = 2
+batch = 8
+poll_interval_ms = 20
+lease_seconds = 30
+base_delay_ms = 20
+max_delay_ms = 150
+max_attempts = 1000
+";
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
