@@ -21,7 +21,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 use sqlx::Row;
 
-use crate::store::{Backend, Db, Tx};
+use crate::store::{Backend, Db, RouteRow, Tx};
 
 /// The hash before the first entry.
 pub const GENESIS: &str = "0000000000000000000000000000000000000000000000000000000000000000";
@@ -160,6 +160,65 @@ pub struct AuditEvent {
     pub handover_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub route_id: Option<String>,
+}
+
+/// Who acted (NEN 7513 gebruiker): the API client, or `system:...` / `cli:...` for the gateway itself.
+pub struct Actor {
+    pub user_id: String,
+    pub organization: String,
+    pub role: String,
+}
+
+impl AuditEvent {
+    /// An entry with the fields every entry must have; the object (type `handover`) and the optional
+    /// fields start empty, for the caller to fill with struct update syntax.
+    pub fn new(
+        code: EventCode,
+        action: Action,
+        outcome: Outcome,
+        event_time: &str,
+        actor: Actor,
+        authorization_protocol: String,
+        source_id: &str,
+    ) -> AuditEvent {
+        AuditEvent {
+            event_code: code,
+            action,
+            event_time: event_time.to_owned(),
+            outcome,
+            outcome_description: None,
+            user_id: actor.user_id,
+            user_organization: actor.organization,
+            user_role: actor.role,
+            responsible_user_id: None,
+            responsible_user_role: None,
+            access_point: None,
+            patient_id_type: None,
+            patient_id: None,
+            object_type: "handover".into(),
+            object_id: None,
+            authorization_protocol,
+            consent_profile: None,
+            recipient: None,
+            source_id: source_id.to_owned(),
+            handover_id: None,
+            route_id: None,
+        }
+    }
+
+    /// This entry as one about `route` of the patient `bsn`: object, recipient, handover and route.
+    pub fn about_route(self, bsn: &str, route: &RouteRow) -> AuditEvent {
+        AuditEvent {
+            patient_id_type: Some("BSN".into()),
+            patient_id: Some(bsn.to_owned()),
+            object_type: "route".into(),
+            object_id: Some(route.id.clone()),
+            recipient: route.recipient_org.clone(),
+            handover_id: Some(route.handover_id.clone()),
+            route_id: Some(route.id.clone()),
+            ..self
+        }
+    }
 }
 
 /// The chained form: the sequence number is part of what is hashed, so entries cannot be swapped.

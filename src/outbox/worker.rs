@@ -24,7 +24,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::{watch, Notify};
 use tokio::task::{JoinHandle, JoinSet};
 
-use crate::audit::{self, Action, AuditEvent, EventCode, Outcome};
+use crate::audit::{self, Action, Actor, AuditEvent, EventCode, Outcome};
 use crate::channels::{Failure, Outgoing, Receipt, Registry};
 use crate::config::DeliveryConfig;
 use crate::consent::{self, StoredConsent};
@@ -183,30 +183,11 @@ impl Outbox {
     }
 
     fn event(&self, worker: &str, due: &DueRoute, code: EventCode, action: Action, outcome: Outcome, now: &str) -> AuditEvent {
-        AuditEvent {
-            event_code: code,
-            action,
-            event_time: now.to_owned(),
-            outcome,
-            outcome_description: None,
-            user_id: format!("system:outbox-worker:{worker}"),
-            // The gateway delivers on behalf of the sending organisation and its client.
-            user_organization: due.organization.clone(),
-            user_role: "system".into(),
-            responsible_user_id: Some(due.client_id.clone()),
-            responsible_user_role: None,
-            access_point: None,
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(due.patient_bsn.clone()),
-            object_type: "route".into(),
-            object_id: Some(due.route.id.clone()),
-            authorization_protocol: "delivery of an accepted handover on behalf of its sender; consent re-checked before each attempt".into(),
-            consent_profile: None,
-            recipient: due.route.recipient_org.clone(),
-            source_id: self.source_id.clone(),
-            handover_id: Some(due.route.handover_id.clone()),
-            route_id: Some(due.route.id.clone()),
-        }
+        // The gateway delivers on behalf of the sending organisation and its client.
+        let actor = Actor { user_id: format!("system:outbox-worker:{worker}"), organization: due.organization.clone(), role: "system".into() };
+        let protocol = "delivery of an accepted handover on behalf of its sender; consent re-checked before each attempt".to_owned();
+        let event = AuditEvent { responsible_user_id: Some(due.client_id.clone()), ..AuditEvent::new(code, action, outcome, now, actor, protocol, &self.source_id) };
+        event.about_route(&due.patient_bsn, &due.route)
     }
 
     fn status_event(&self, worker: &str, due: &DueRoute, from: RouteStatus, to: RouteStatus, why: Option<&str>, now: &str) -> AuditEvent {

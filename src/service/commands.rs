@@ -248,28 +248,15 @@ pub fn audit_export(config: Option<&Path>, patient: &str, fhir: bool) -> u8 {
 /// The audit entry for an export from the command line: the operator is the local OS user.
 async fn log_export(db: &crate::store::Db, cfg: &Config, bsn: &Bsn) -> Result<(), sqlx::Error> {
     let user = std::env::var("USER").or_else(|_| std::env::var("USERNAME")).unwrap_or_else(|_| "unknown".into());
+    let actor = audit::Actor { user_id: format!("cli:{user}"), organization: "local-operator".into(), role: "operator".into() };
+    let protocol = "local database access (acp-gateway audit export)".to_owned();
+    let now = crate::service::clock::now();
     let event = audit::AuditEvent {
-        event_code: audit::EventCode::PatientRead,
-        action: audit::Action::R,
-        event_time: crate::service::clock::now(),
-        outcome: audit::Outcome::Success,
         outcome_description: Some("audit log exported on the command line".into()),
-        user_id: format!("cli:{user}"),
-        user_organization: "local-operator".into(),
-        user_role: "operator".into(),
-        responsible_user_id: None,
-        responsible_user_role: None,
-        access_point: None,
         patient_id_type: Some("BSN".into()),
         patient_id: Some(bsn.as_str().to_owned()),
         object_type: "audit-log".into(),
-        object_id: None,
-        authorization_protocol: "local database access (acp-gateway audit export)".into(),
-        consent_profile: None,
-        recipient: None,
-        source_id: cfg.audit.source_id.clone(),
-        handover_id: None,
-        route_id: None,
+        ..audit::AuditEvent::new(audit::EventCode::PatientRead, audit::Action::R, audit::Outcome::Success, &now, actor, protocol, &cfg.audit.source_id)
     };
     let mut tx = db.begin().await?;
     audit::lock(&mut tx, db.backend).await?;

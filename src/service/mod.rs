@@ -27,7 +27,7 @@ use std::sync::Arc;
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-use crate::audit::{self, Action, AuditEvent, EventCode, Outcome};
+use crate::audit::{self, Action, Actor, AuditEvent, EventCode, Outcome};
 use crate::consent::{self, ConsentDecision, StoredConsent, StoredDecision};
 use crate::intake::{self, InputForm};
 use crate::record::{AcpRecord, Bsn, SharingConsent};
@@ -222,43 +222,9 @@ impl Gateway {
 
     /// An audit entry of `caller`'s action, with the object fields left for the caller to fill.
     fn event(&self, caller: &Caller, scope: Scope, code: EventCode, action: Action, outcome: Outcome, now: &str) -> AuditEvent {
-        AuditEvent {
-            event_code: code,
-            action,
-            event_time: now.to_owned(),
-            outcome,
-            outcome_description: None,
-            user_id: caller.client_id.clone(),
-            user_organization: caller.org.to_string(),
-            user_role: caller.role.clone(),
-            responsible_user_id: None,
-            responsible_user_role: None,
-            access_point: caller.access_point.clone(),
-            patient_id_type: None,
-            patient_id: None,
-            object_type: "handover".into(),
-            object_id: None,
-            authorization_protocol: format!("{}; organisation-scoped; scope {}", caller.authentication, scope.as_str()),
-            consent_profile: None,
-            recipient: None,
-            source_id: self.source_id.clone(),
-            handover_id: None,
-            route_id: None,
-        }
-    }
-
-    /// `event` as an entry about `route` of the patient `bsn`: object, recipient, handover and route.
-    fn about_route(event: AuditEvent, bsn: &str, route: &RouteRow) -> AuditEvent {
-        AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(bsn.to_owned()),
-            object_type: "route".into(),
-            object_id: Some(route.id.clone()),
-            recipient: route.recipient_org.clone(),
-            handover_id: Some(route.handover_id.clone()),
-            route_id: Some(route.id.clone()),
-            ..event
-        }
+        let actor = Actor { user_id: caller.client_id.clone(), organization: caller.org.to_string(), role: caller.role.clone() };
+        let protocol = format!("{}; organisation-scoped; scope {}", caller.authentication, scope.as_str());
+        AuditEvent { access_point: caller.access_point.clone(), ..AuditEvent::new(code, action, outcome, now, actor, protocol, &self.source_id) }
     }
 
     fn require(caller: &Caller, scope: Scope) -> Result<()> {
@@ -278,7 +244,7 @@ impl Gateway {
             consent_profile: Some(d.profile.to_owned()),
             ..self.event(caller, scope, EventCode::ConsentDecision, Action::E, outcome, now)
         };
-        Self::about_route(event, bsn, route)
+        event.about_route(bsn, route)
     }
 
     /// A route status change (or creation, `from = None`).
@@ -733,7 +699,7 @@ impl Gateway {
         let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
         let scope = Scope::Operator;
         let code = if retry { EventCode::OperatorRetry } else { EventCode::OperatorCancel };
-        let base = Self::about_route(self.event(caller, scope, code, Action::U, Outcome::Success, &now), &h.patient_bsn, &route);
+        let base = self.event(caller, scope, code, Action::U, Outcome::Success, &now).about_route(&h.patient_bsn, &route);
         let mut events = Vec::new();
         let (to, reason, consent, next) = if retry {
             if matches!(from, RouteStatus::Pending | RouteStatus::Delivering | RouteStatus::Delivered) {
@@ -799,8 +765,7 @@ impl Gateway {
         let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
         let org = original.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
         let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
-        let base =
-            Self::about_route(self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now), &h.patient_bsn, &original);
+        let base = self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now).about_route(&h.patient_bsn, &original);
         let mut events = vec![self.consent_event(caller, scope, &now, &h.patient_bsn, &original, &d)];
         if !d.permit {
             events.push(AuditEvent { outcome: Outcome::Refused, outcome_description: Some(format!("replay refused: {}", d.reason)), ..base });

@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
-use crate::audit::{self, Action, AuditEvent, EventCode, Outcome};
+use crate::audit::{self, Action, Actor, AuditEvent, EventCode, Outcome};
 use crate::service::clock;
 use crate::store::{retention, Db};
 
@@ -38,30 +38,18 @@ pub async fn purge_due(db: &Db, message_days: u32, source_id: &str, now: SystemT
         let mut events = Vec::with_capacity(due.len());
         for p in &due {
             let Some(messages) = retention::purge(&mut tx, &p.handover_id, &stamp).await? else { continue };
+            let actor = Actor { user_id: "system:retention".into(), organization: p.organization.clone(), role: "system".into() };
+            let protocol = format!("retention policy: message bodies kept {message_days} days after their routes are final");
             events.push(AuditEvent {
-                event_code: EventCode::RetentionPurge,
-                action: Action::D,
-                event_time: stamp.clone(),
-                outcome: Outcome::Success,
                 outcome_description: Some(format!(
                     "retention: the received payload and {messages} rendered message(s) deleted, {message_days} days after the last route change; the record, routes and audit trail are kept"
                 )),
-                user_id: "system:retention".into(),
-                user_organization: p.organization.clone(),
-                user_role: "system".into(),
                 responsible_user_id: Some(p.client_id.clone()),
-                responsible_user_role: None,
-                access_point: None,
                 patient_id_type: Some("BSN".into()),
                 patient_id: Some(p.patient_bsn.clone()),
-                object_type: "handover".into(),
                 object_id: Some(p.handover_id.clone()),
-                authorization_protocol: format!("retention policy: message bodies kept {message_days} days after their routes are final"),
-                consent_profile: None,
-                recipient: None,
-                source_id: source_id.to_owned(),
                 handover_id: Some(p.handover_id.clone()),
-                route_id: None,
+                ..AuditEvent::new(EventCode::RetentionPurge, Action::D, Outcome::Success, &stamp, actor, protocol, source_id)
             });
         }
         let purged = events.len();
