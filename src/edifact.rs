@@ -320,18 +320,21 @@ fn spelled(c: char) -> Option<&'static str> {
 
 /// Splits text into lines of at most `width` characters for `TXT`-like segments. Each line of the input
 /// stays a line (an empty one stays empty); a longer line is broken at the last space that fits, and a
-/// word longer than the room left is cut. Continuation lines repeat the line's indentation (up to half
-/// the width), so an indented item stays readable. The text is first made UNOA ([`to_unoa`]), so the
+/// word longer than the room left is cut. Continuation lines are indented four spaces deeper than their
+/// line (up to half the width), so a wrapped piece of free text can never stand where an item line
+/// stands: "  4b. ..." is an item, a wrapped "      4b. ..." visibly is not. The text is first made UNOA ([`to_unoa`]), so the
 /// width counts what is sent (the release characters the writer adds do not count: an..70 is the
 /// value's length). Spaces at a break and at the end of a line are dropped; nothing else is.
 pub fn wrap(text: &str, width: usize) -> Vec<String> {
+    /// How much deeper than its line a wrapped continuation starts.
+    const WRAP_INDENT: usize = 4;
     let width = width.max(1);
     let normalised = text.replace("\r\n", "\n").replace('\r', "\n");
     let mut lines = Vec::new();
     for paragraph in normalised.split('\n') {
         let para = to_unoa(paragraph);
         let mut rest = para.trim_end();
-        let indent = &rest[..(rest.len() - rest.trim_start().len()).min(width / 2)];
+        let indent = " ".repeat((rest.len() - rest.trim_start().len() + WRAP_INDENT).min(width / 2));
         let mut prefix = "";
         loop {
             let room = width - prefix.len();
@@ -356,7 +359,7 @@ pub fn wrap(text: &str, width: usize) -> Vec<String> {
                 }
             };
             lines.push(format!("{prefix}{line}"));
-            prefix = indent;
+            prefix = &indent;
         }
     }
     lines
@@ -532,13 +535,16 @@ mod tests {
         let text = "een twee drie vier vijf zes zeven acht negen tien elf twaalf dertien veertien";
         let lines = wrap(text, 20);
         assert!(lines.iter().all(|l| l.len() <= 20), "{lines:?}");
-        assert_eq!(lines.join(" "), text);
+        assert_eq!(lines.iter().map(|l| l.trim()).collect::<Vec<_>>().join(" "), text);
+        assert!(lines[1..].iter().all(|l| l.starts_with("    ")), "{lines:?}");
         let long = "x".repeat(45);
-        assert_eq!(wrap(&long, 20), ["x".repeat(20), "x".repeat(20), "x".repeat(5)]);
+        assert_eq!(wrap(&long, 20), ["x".repeat(20), format!("    {}", "x".repeat(16)), format!("    {}", "x".repeat(9))]);
         assert_eq!(wrap("a\n\nb", 70), ["a", "", "b"]);
         assert_eq!(wrap("  - item", 70), ["  - item"]);
-        assert_eq!(wrap("    aaa bbb ccc", 10), ["    aaa", "    bbb", "    ccc"]);
-        assert_eq!(wrap("  xxxxxxxxxxxxxx", 10), ["  xxxxxxxx", "  xxxxxx"]);
+        assert_eq!(wrap("    aaa bbb ccc", 20), ["    aaa bbb ccc"]);
+        assert_eq!(wrap("  aaa bbb ccc ddd eee fff", 20), ["  aaa bbb ccc ddd", "      eee fff"]);
+        assert_eq!(wrap("    aaa bbb ccc", 10), ["    aaa", "     bbb", "     ccc"]);
+        assert_eq!(wrap("  xxxxxxxxxxxxxx", 10), ["  xxxxxxxx", "     xxxxx", "     x"]);
     }
 
     #[test]

@@ -175,9 +175,11 @@ impl Mappings {
     }
 
     /// Whether `text` is one of the named markers (case-insensitive, trimmed).
+    /// Whether `text` is one of the marker texts `name`, as a person would write it: case, surrounding
+    /// punctuation and runs of white space do not count ("Onbekend.", " onbekend ", "(Nog  onbekend)").
     pub fn is_text_marker(&self, name: &str, text: &str) -> bool {
-        let t = text.trim();
-        self.text_markers(name).iter().any(|m| m.eq_ignore_ascii_case(t))
+        let t = marker_form(text);
+        self.text_markers(name).iter().any(|m| marker_form(m) == t)
     }
 
     pub fn naming_system(&self, key: &str) -> &NamingSystem {
@@ -235,6 +237,13 @@ fn parse() -> Result<Mappings, String> {
         toml::from_str(NAMING_SYSTEMS_TOML).map_err(|e| format!("naming-systems.toml: {e}"))?;
     let canonicals: Canonicals = toml::from_str(CANONICALS_TOML).map_err(|e| format!("canonicals.toml: {e}"))?;
     Ok(Mappings { version, pzp_release, valuesets, text_markers, naming_systems, canonicals })
+}
+
+/// The comparable form of a marker text: lower case, white space runs as one space, no punctuation
+/// around it.
+fn marker_form(text: &str) -> String {
+    let trimmed = text.trim_matches(|c: char| !c.is_alphanumeric());
+    trimmed.split_whitespace().collect::<Vec<_>>().join(" ").to_lowercase()
 }
 
 #[cfg(test)]

@@ -142,7 +142,7 @@ fn shown(d: &Decision) -> String {
     match d {
         Decision::DoNotPerform => display.to_uppercase(),
         Decision::PerformWithRestrictions { restriction } => {
-            format!("Ja, maar met beperkingen: {restriction}")
+            format!("Ja, maar met beperkingen: {}", letter::shown_text(restriction))
         }
         Decision::Perform | Decision::Unknown => display,
     }

@@ -11,6 +11,7 @@ use std::process::Command;
 use acp_gateway::edifact::{self, LineBreak, Segment, MAX_TEXT_LINE};
 use acp_gateway::record::*;
 use acp_gateway::render::edifact::{render, segments, EdifactSettings, MedeurMessage, Stamp};
+use acp_gateway::render::letter;
 use handover_records::*;
 use proptest::prelude::*;
 
@@ -94,7 +95,7 @@ fn every_fixture_renders_to_a_readable_interchange_with_its_decisions() {
             let text = prose(&lines);
             for limit in NAMED_TREATMENTS.iter().filter_map(|t| record.treatment_limits.get(*t)) {
                 if let Some(r) = limit.decision.restriction() {
-                    assert!(text.contains(&squash(&edifact::to_unoa(r))), "{name}: restriction {r:?} missing");
+                    assert!(text.contains(&squash(&edifact::to_unoa(&letter::shown_text(r)))), "{name}: restriction {r:?} missing");
                 }
             }
             if let Some(bsn) = &record.patient.bsn {
@@ -196,7 +197,7 @@ fn text_lines_are_counted_short_and_carry_every_decision_and_restriction() {
             let display = limit.decision.code().entry().coding.display.clone();
             let label = if limit.decision == Decision::DoNotPerform { display.to_uppercase() } else { display };
             match limit.decision.restriction() {
-                Some(r) => assert!(text.contains(&squash(&edifact::to_unoa(r))), "restriction {r:?} missing:\n{text}"),
+                Some(r) => assert!(text.contains(&squash(&edifact::to_unoa(&letter::shown_text(r)))), "restriction {r:?} missing:\n{text}"),
                 None => assert!(text.contains(&edifact::to_unoa(&label)), "{label:?} missing:\n{text}"),
             }
         }
@@ -391,7 +392,7 @@ proptest! {
             let segs = edifact::read(&render(&record, &settings(m))).map_err(|e| TestCaseError::fail(e.to_string()))?;
             let lines = txt_lines(&segs);
             prop_assert!(lines.iter().all(|l| l.len() <= MAX_TEXT_LINE));
-            prop_assert!(strip(&lines.concat()).contains(&strip(&edifact::to_unoa(&restriction))));
+            prop_assert!(strip(&lines.concat()).contains(&strip(&edifact::to_unoa(&letter::shown_text(restriction.trim())))));
         }
     }
 }

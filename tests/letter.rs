@@ -31,7 +31,9 @@ fn shown(d: &Decision) -> String {
     let display = d.code().entry().coding.display.clone();
     match d {
         Decision::DoNotPerform => display.to_uppercase(),
-        Decision::PerformWithRestrictions { restriction } => format!("Ja, maar met beperkingen: {restriction}"),
+        Decision::PerformWithRestrictions { restriction } => {
+            format!("Ja, maar met beperkingen: {}", letter::shown_text(restriction))
+        }
         Decision::Perform | Decision::Unknown => display,
     }
 }
@@ -66,7 +68,7 @@ fn do_not_perform_is_only_ever_in_capitals_and_restrictions_are_verbatim() {
     assert!(!text.contains(&display), "mixed-case '{display}' is easy to overlook:\n{text}");
     for t in NAMED_TREATMENTS {
         if let Some(r) = record.treatment_limits.get(t).unwrap().decision.restriction() {
-            assert!(text.contains(r), "restriction {r:?} changed:\n{text}");
+            assert!(text.contains(&letter::shown_text(r)), "restriction {r:?} changed:\n{text}");
         }
     }
 }

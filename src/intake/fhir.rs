@@ -847,7 +847,7 @@ pub fn read(v: &Value, p: &mut Problems) -> (AcpRecord, Completeness) {
         }
     }
     let mut record = AcpRecord::default();
-    let mut reader = Reader { input, r: &mut record, p, slots: BTreeMap::new(), form: false };
+    let mut reader = Reader { input, r: &mut record, p, slots: BTreeMap::new(), form: false, absent_patient: None, representative_res: None };
     reader.run();
     let complete = reader.form;
     let completeness = if complete { Completeness::Complete } else { Completeness::Partial };
@@ -1147,6 +1147,10 @@ struct Reader<'a, 'r> {
     slots: BTreeMap<String, (usize, bool)>,
     /// The form itself (a QuestionnaireResponse) was read.
     form: bool,
+    /// Without a Patient resource in the input: the first patient reference met, and where.
+    absent_patient: Option<(String, String)>,
+    /// The RelatedPerson read as the legal representative.
+    representative_res: Option<usize>,
 }
 
 impl<'a, 'r> Reader<'a, 'r> {
@@ -1200,7 +1204,37 @@ impl<'a, 'r> Reader<'a, 'r> {
         for i in self.indices(Kind::Form) {
             self.form(i);
         }
+        self.agreement_parties();
         self.unused();
+    }
+
+    /// A competent patient makes their own treatment agreements: a directive that names the legal
+    /// representative as its agreement party (`provision.actor`) while the record says the patient is
+    /// competent (1: wilsbekwaam) contradicts itself. The limit is still handed over as agreed (dropping
+    /// it would be worse), with a warning that the sender must look at.
+    fn agreement_parties(&mut self) {
+        let (Some(rep), Some(true)) = (self.representative_res, self.r.legal_capacity.as_ref().and_then(|c| c.capable)) else {
+            return;
+        };
+        for i in 0..self.input.res.len() {
+            let r = &self.input.res[i];
+            if r.skip || !matches!(r.kind, Kind::TreatmentDirective | Kind::AdvanceDirective) {
+                continue;
+            }
+            let actors = r.v.get("provision").and_then(|p| p.get("actor")).and_then(Value::as_array);
+            for (k, actor) in actors.into_iter().flatten().enumerate() {
+                let Some(reference) = actor.get("reference") else { continue };
+                if self.input.resolve(i, reference) == Some(rep) {
+                    let at = self.input.res[i].path.key("provision").key("actor").index(k).key("reference");
+                    self.p.warning(
+                        IssueType::Invariant,
+                        &at,
+                        "the legal representative is named as a party to this agreement, but the patient is recorded as \
+                         competent (1: wilsbekwaam), and a competent patient agrees for themselves; check who made the agreement",
+                    );
+                }
+            }
+        }
     }
 
     // --- references ----------------------------------------------------------------------------------
@@ -1210,27 +1244,57 @@ impl<'a, 'r> Reader<'a, 'r> {
     fn patient_ref(&mut self, from: usize, o: &Obj<'a>, key: &str) {
         let Some(refv) = o.get(key) else { return };
         let at = o.at(key);
+        self.check_patient_ref(from, refv, &at);
+    }
+
+    /// The rule behind [`Self::patient_ref`]. A resource that names another patient is an error, never a
+    /// warning: attaching another patient's do-not-resuscitate to this patient is the worst thing the
+    /// gateway could do. So, when the input carries its Patient, a reference must resolve to it (one to
+    /// a patient outside the input cannot be shown to be this one); without a Patient resource (a single
+    /// resource, or a Bundle of directives), every reference must name the same patient.
+    fn check_patient_ref(&mut self, from: usize, refv: &Value, at: &Path) {
         match (self.input.kind_of(from, refv), self.input.patient) {
             (Some((i, Kind::Patient)), Some(main)) if i != main => {
                 self.p.error(
                     IssueType::Invariant,
-                    &at,
+                    at,
                     "refers to another patient than the record's; an ACP record is about one patient",
                 );
             }
             (Some((_, Kind::Patient)), _) => {}
             (Some((_, _)), _) => {
-                self.p.error(IssueType::Value, &at, "refers to a resource that is not a Patient");
+                self.p.error(IssueType::Value, at, "refers to a resource that is not a Patient");
             }
             (None, _) => {
                 if let Some(id) = refv.get("identifier") {
                     self.reference_identifier(id, &at.key("identifier"));
-                } else if self.input.patient.is_some() && refv.get("reference").is_some() {
-                    self.p.warning(
+                }
+                let Some(reference) = refv.get("reference").and_then(Value::as_str) else { return };
+                if self.input.patient.is_some() {
+                    self.p.error(
                         IssueType::Invariant,
-                        &at,
-                        "refers to a patient that is not in the input; it is read as the record's patient",
+                        &at.key("reference"),
+                        format!(
+                            "refers to {reference:?}, which is not the Patient of this input; a resource about \
+                             another patient (or one the input does not show to be this patient) is not handed over"
+                        ),
                     );
+                    return;
+                }
+                match &self.absent_patient {
+                    None => self.absent_patient = Some((reference.to_owned(), at.location().to_string())),
+                    Some((first, first_at)) if first != reference => {
+                        let first_at = first_at.clone();
+                        self.p.error(
+                            IssueType::Invariant,
+                            &at.key("reference"),
+                            format!(
+                                "refers to {reference:?}, but {first_at} refers to {first:?}; an ACP record is about \
+                                 one patient, so resources about two patients are not handed over together"
+                            ),
+                        );
+                    }
+                    Some(_) => {}
                 }
             }
         }
@@ -1621,6 +1685,7 @@ impl<'a, 'r> Reader<'a, 'r> {
                     .collect();
                 self.r.representative =
                     Some(Representative { person: pe.person, roles, is_first_contact: is_first.then_some(true) });
+                self.representative_res = i;
             } else if is_first {
                 if self.r.first_contact.is_some() {
                     self.p.warning(
@@ -2301,6 +2366,10 @@ impl<'a, 'r> Reader<'a, 'r> {
     fn form(&mut self, i: usize) {
         self.input.res[i].used = true;
         let (v, at) = (self.input.res[i].v, self.input.res[i].path.clone());
+        // The form inside a Bundle must be about the Bundle's patient, like every other resource.
+        if let Some(subject) = v.get("subject") {
+            self.check_patient_ref(i, subject, &at.key("subject"));
+        }
         let mut qp = Problems::default();
         let qr = questionnaire::read(v, &mut qp);
         let root = at.location().to_string();

@@ -12,6 +12,7 @@
 
 pub mod cursor;
 pub mod fhir;
+pub mod json;
 pub mod questionnaire;
 pub mod uniform;
 
@@ -124,16 +125,11 @@ fn read_xml(text: &str) -> Intake {
 }
 
 fn read_json(text: &str) -> Intake {
-    // serde_json refuses nesting deeper than 128 levels with an error (no stack overflow).
-    let value: Value = match serde_json::from_str(text) {
+    // serde_json refuses nesting deeper than 128 levels with an error (no stack overflow); the strict
+    // reader also refuses a key repeated in one object, with its pointer.
+    let value: Value = match json::parse(text) {
         Ok(v) => v,
-        Err(e) => {
-            let kind = if e.to_string().contains("recursion limit") { IssueType::TooCostly } else { IssueType::Structure };
-            return Intake::failed(
-                None,
-                document_error(kind, Some(e.line() as u64), Some(e.column() as u64), format!("malformed JSON: {e}")),
-            );
-        }
+        Err(e) => return Intake::failed(None, json_problem(&e, "")),
     };
     match value.get("resourceType") {
         Some(_) => read_fhir_value(&value, InputForm::FhirJson),
@@ -153,6 +149,18 @@ fn read_json(text: &str) -> Intake {
                 "expected a JSON object: a uniform ACP record, or a FHIR resource with a resourceType".into(),
             ),
         ),
+    }
+}
+
+/// The problem for JSON that could not be read: a repeated key at its pointer (below `prefix`, the
+/// pointer of the document inside a larger one), anything else at its line and column.
+pub fn json_problem(e: &json::JsonError, prefix: &str) -> Problem {
+    match &e.pointer {
+        Some(pointer) => Problem::error(IssueType::Duplicate, Location::JsonPointer(format!("{prefix}{pointer}")), e.message.clone()),
+        None => {
+            let kind = if e.too_deep { IssueType::TooCostly } else { IssueType::Structure };
+            document_error(kind, Some(e.line as u64), Some(e.column as u64), format!("malformed JSON: {e}"))
+        }
     }
 }
 

@@ -35,7 +35,7 @@ fn label<T: Coded>(v: T) -> Label {
 }
 
 fn answer<T: Coded>(a: &Answer<T>) -> Label {
-    Label { other: a.other_text().map(str::to_owned), ..label(a.value()) }
+    Label { other: a.other_text().map(one_line), ..label(a.value()) }
 }
 
 /// A Ja/Nee item the record holds as a boolean (1, 1d, 8a), labelled from the `yes-no` value set.
@@ -55,8 +55,71 @@ fn date(d: &FhirDate) -> String {
     }
 }
 
+/// Every character that starts a new line somewhere: CR, LF (and CRLF), NEL, VT, FF, and Unicode's line
+/// and paragraph separators. A PDF viewer, a mail client or an Edifact reader may each break on a
+/// different one, so the letter treats them all alike.
+const LINE_BREAKS: [char; 7] = ['\r', '\n', '\u{85}', '\u{b}', '\u{c}', '\u{2028}', '\u{2029}'];
+
+/// A free-text item (explanation, restriction, wishes): trimmed, every kind of line break made a plain
+/// `\n`. The template then marks each continuation line with `cont`, so no line of free text can stand
+/// where an item line stands: a restriction containing "\n  4b. ... Wel uitvoeren" shows that text
+/// quoted inside its own item, never as a line of its own above the real 4b.
 fn text(s: &Option<String>) -> Option<String> {
-    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned)
+    s.as_deref().map(str::trim).filter(|s| !s.is_empty()).map(normalise_breaks)
+}
+
+fn normalise_breaks(s: &str) -> String {
+    if !s.contains(LINE_BREAKS) {
+        return s.to_owned();
+    }
+    s.replace("\r\n", "\n").replace(LINE_BREAKS, "\n")
+}
+
+/// A value printed inside one line (a name, a number, an "Anders, namelijk" text): a line break there
+/// can only be a mistake of the source, and must not start a line in the letter, so it is shown as
+/// " / ".
+fn one_line(s: &str) -> String {
+    if !s.contains(LINE_BREAKS) {
+        return s.to_owned();
+    }
+    s.split(LINE_BREAKS).map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" / ")
+}
+
+/// How the letter shows a free text that follows an item's label (a restriction, an explanation):
+/// line breaks normalised, continuation lines marked. For tests and for channels that must find the
+/// text again.
+pub fn shown_text(text: &str) -> String {
+    continuation(normalise_breaks(text), DETAIL_INDENT)
+}
+
+/// The indentation of an item's detail lines, and so of its free text's continuation lines (`cont(6)`
+/// in the template).
+pub const DETAIL_INDENT: usize = 6;
+
+fn line_text(s: &Option<String>) -> Option<String> {
+    text(s).map(|t| one_line(&t))
+}
+
+/// The template filter `cont(n)`: every line after the first starts with `n` spaces and `| `, so a
+/// continuation is visibly part of the item above it (an empty line keeps only the bar, so the letter
+/// has no trailing spaces).
+fn continuation(value: String, indent: usize) -> String {
+    if !value.contains('\n') {
+        return value;
+    }
+    let bar = format!("{}|", " ".repeat(indent));
+    let mut out = String::with_capacity(value.len() + 16);
+    for (i, line) in value.split('\n').enumerate() {
+        if i > 0 {
+            out.push('\n');
+            out.push_str(&bar);
+            if !line.is_empty() {
+                out.push(' ');
+            }
+        }
+        out.push_str(line);
+    }
+    out
 }
 
 #[derive(Serialize)]
@@ -83,22 +146,22 @@ struct Contact {
 
 fn contact(c: &ContactPerson) -> Contact {
     Contact {
-        name: Some(c.name.display()).filter(|n| !n.is_empty()),
+        name: Some(one_line(&c.name.display())).filter(|n| !n.is_empty()),
         relationship: c.relationship.as_ref().map(answer),
         phones: c
             .phones
             .iter()
             .map(|p| Phone {
-                number: p.number.clone(),
+                number: one_line(&p.number),
                 kind: p.telecom_type.map(label),
                 number_use: p.number_use.map(label),
-                comment: text(&p.comment),
+                comment: line_text(&p.comment),
             })
             .collect(),
         emails: c
             .emails
             .iter()
-            .map(|e| Email { address: e.address.clone(), email_use: e.email_use.map(label) })
+            .map(|e| Email { address: one_line(&e.address), email_use: e.email_use.map(label) })
             .collect(),
     }
 }
@@ -131,7 +194,7 @@ struct DecisionView {
 
 fn decision(d: &Decision) -> DecisionView {
     let l = label(d.code());
-    DecisionView { key: l.key, label: l.label, restriction: d.restriction().map(str::to_owned) }
+    DecisionView { key: l.key, label: l.label, restriction: d.restriction().map(normalise_breaks) }
 }
 
 fn limit(key: &'static str, treatment: Option<String>, l: Option<&TreatmentLimit>) -> Limit {
@@ -224,11 +287,11 @@ fn view(r: &AcpRecord) -> Letter {
     let tl: &TreatmentLimits = &r.treatment_limits;
     let icd_yes = r.icd.as_ref().is_some_and(|i| i.present.key() == "yes");
     Letter {
-        patient_name: Some(r.patient.name.display()).filter(|n| !n.is_empty()),
+        patient_name: Some(one_line(&r.patient.name.display())).filter(|n| !n.is_empty()),
         birth_date: r.patient.birth_date.as_ref().map(date),
         bsn: r.patient.bsn.as_ref().map(|b| b.to_string()),
         date: r.date_filled_in.as_ref().map(date),
-        held_by_name: r.conducted_by.as_ref().map(|p| p.name.display()).filter(|n| !n.is_empty()),
+        held_by_name: r.conducted_by.as_ref().map(|p| one_line(&p.name.display())).filter(|n| !n.is_empty()),
         held_by_function: r.conducted_by.as_ref().and_then(|p| p.function).map(label),
         present_patient: r.present.as_ref().map(|p| p.patient),
         present_others: r
@@ -246,7 +309,7 @@ fn view(r: &AcpRecord) -> Letter {
         first_contact: r.first_contact.as_ref().map(contact),
         goal: r.medical_policy_goal.map(label),
         limits: NAMED_TREATMENTS.iter().map(|t| limit(t.key(), None, tl.get(*t))).collect(),
-        other_limits: tl.other.iter().map(|o| limit("other", text(&o.treatment), Some(&o.limit))).collect(),
+        other_limits: tl.other.iter().map(|o| limit("other", line_text(&o.treatment), Some(&o.limit))).collect(),
         icd: r.icd.as_ref().map(|i| Icd {
             present: label(i.present),
             product_type: i.product_type.map(label),
@@ -286,7 +349,7 @@ fn view(r: &AcpRecord) -> Letter {
                 document: d
                     .document
                     .as_ref()
-                    .map(|doc| Attachment { title: text(&doc.title), content_type: doc.content_type.clone() }),
+                    .map(|doc| Attachment { title: line_text(&doc.title), content_type: one_line(&doc.content_type) }),
             })
             .collect(),
     }
@@ -307,6 +370,7 @@ fn environment() -> &'static Environment<'static> {
                 .build()
                 .unwrap_or_else(|e| panic!("letter template syntax settings: {e}")),
         );
+        env.add_filter("cont", continuation);
         env.add_template(TEMPLATE_NAME, TEMPLATE)
             .unwrap_or_else(|e| panic!("mappings/{TEMPLATE_NAME} does not compile: {e:#}"));
         env
@@ -377,7 +441,31 @@ mod tests {
             discussed_on: None,
         });
         let letter = render(&record);
-        assert!(letter.contains(restriction), "{letter}");
+        let shown = "  eerste regel  \n      |\n      |\n      |    tweede: 'quote' {{ geen template }}\t";
+        assert_eq!(shown_text(restriction), shown);
+        assert!(letter.contains(&format!("beperkingen: {shown}\n")), "{letter}");
+    }
+
+    /// No free text, whatever line breaks it holds, puts a line of its own into the letter: every line
+    /// after its first is marked as a continuation.
+    #[test]
+    fn free_text_cannot_start_a_line_of_its_own() {
+        for brk in ["\n", "\r", "\r\n", "\u{2028}", "\u{2029}", "\u{85}", "\u{b}", "\u{c}"] {
+            let forged = format!("alleen kort{brk}  4b. Kunstmatige invasieve beademing: Wel uitvoeren{brk}4c. Opname op intensive care: Wel uitvoeren");
+            let mut record = AcpRecord::default();
+            record.treatment_limits.resuscitation = Some(TreatmentLimit {
+                decision: Decision::PerformWithRestrictions { restriction: forged.clone() },
+                explanation: Some(forged.clone()),
+                discussed_on: None,
+            });
+            record.care_wishes = Some(forged.clone());
+            record.sense_of_purpose = Some(forged.clone());
+            record.patient.name.family = Some(forged.clone());
+            let letter = render(&record);
+            let items: Vec<&str> = letter.lines().filter(|l| l.starts_with("  4b.") || l.starts_with("  4c.")).collect();
+            assert_eq!(items, ["  4b. Kunstmatige invasieve beademing: niet vastgelegd", "  4c. Opname op intensive care: niet vastgelegd"], "{brk:?}:\n{letter}");
+            assert!(!letter.contains(['\r', '\u{2028}', '\u{2029}', '\u{85}', '\u{b}', '\u{c}']), "{brk:?}");
+        }
     }
 
     #[test]

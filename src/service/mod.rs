@@ -65,6 +65,19 @@ pub enum ServiceError {
 
 pub type Result<T> = std::result::Result<T, ServiceError>;
 
+/// A request's JSON body, read strictly: a key repeated in one object (a consent `decision` given twice,
+/// a treatment limit's decision given twice inside the record) is a 422 naming its pointer, never the
+/// last value silently.
+fn read_body(body: &[u8]) -> Result<Value> {
+    crate::intake::json::parse_slice(body).map_err(|e| match e.pointer {
+        Some(_) => ServiceError::Invalid {
+            title: "the body gives a key twice".into(),
+            problems: vec![crate::intake::json_problem(&e, "")],
+        },
+        None => ServiceError::Malformed(format!("the body is not valid JSON: {e}")),
+    })
+}
+
 /// The answer to a `POST /v1/handovers`: stored verbatim for idempotent replays.
 #[derive(Debug, Clone)]
 pub struct Submitted {
@@ -293,8 +306,7 @@ impl Gateway {
                 return self.replay(caller, row, &request_hash).await;
             }
         }
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(format!("the body is not valid JSON: {e}")))?;
+        let value = read_body(body)?;
         let now = clock::now();
         let prepared = match self.prepare(caller, &value) {
             Ok(p) => p,
@@ -912,8 +924,7 @@ impl Gateway {
     pub async fn put_consent(&self, caller: &Caller, bsn: &str, body: &[u8]) -> Result<ConsentState> {
         Self::require(caller, Scope::ConsentWrite)?;
         let bsn = Self::parse_bsn(bsn)?;
-        let value: Value =
-            serde_json::from_slice(body).map_err(|e| ServiceError::Malformed(format!("the body is not valid JSON: {e}")))?;
+        let value = read_body(body)?;
         let input = consent::parse_input(&value, &bsn)
             .map_err(|problems| ServiceError::Invalid { title: "the consent cannot be recorded".into(), problems })?;
         if input.decision == StoredDecision::Permit && !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {

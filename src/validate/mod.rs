@@ -76,6 +76,9 @@ pub enum IssueType {
     TooCostly,
     /// Refused for safety (external entities, entity expansion).
     Security,
+    /// The same thing given twice where it may be given once (a repeated JSON key): which one was
+    /// meant cannot be known.
+    Duplicate,
 }
 
 impl IssueType {
@@ -89,6 +92,7 @@ impl IssueType {
             IssueType::NotSupported => "not-supported",
             IssueType::TooCostly => "too-costly",
             IssueType::Security => "security",
+            IssueType::Duplicate => "duplicate",
         }
     }
 }
