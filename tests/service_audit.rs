@@ -214,6 +214,14 @@ async fn rewriting_and_recomputing_the_chain_is_found(h: &Harness) {
     verify_breaks(h, &["entry 2 was changed"]);
 }
 
+async fn rewriting_the_whole_chain_unkeyed_is_found(h: &Harness) {
+    history(h).await;
+    // Recomputed from entry 1 on, the trail is a consistent plain chain; only the start anchor,
+    // which says the chain is keyed from entry 1, tells it apart from one written before keying.
+    rewrite(h, 1, |c| c.replace("\"outcome\":\"success\"", "\"outcome\":\"refused\""), plain_link).await;
+    verify_breaks(h, &["keyed from entry 1, but the trail is not keyed at all"]);
+}
+
 async fn rewriting_with_the_key_is_found_by_an_anchor(h: &Harness) {
     history(h).await;
     let anchored = anchor(h).await;
@@ -343,6 +351,7 @@ on_both_databases!(
     verify_finds_a_reordering,
     replacing_or_truncating_is_refused,
     rewriting_and_recomputing_the_chain_is_found,
+    rewriting_the_whole_chain_unkeyed_is_found,
     rewriting_with_the_key_is_found_by_an_anchor,
     cutting_the_end_behind_an_anchor_is_found,
     emptying_the_trail_is_found,
