@@ -268,6 +268,20 @@ pub struct AuditConfig {
     /// NEN 7513 "identificatie van de bron" (AuditSourceID) written into every entry.
     #[serde(default = "default_source_id")]
     pub source_id: String,
+    /// The HMAC key of the hash chain (at least 32 bytes; `openssl rand -hex 32`), kept outside the
+    /// database. Configured: it must exist and be readable, or nothing starts. Not configured:
+    /// `<data_dir>/audit-key`, which `serve` creates (mode 0600) the first time.
+    #[serde(default)]
+    pub key_file: Option<PathBuf>,
+    /// The append-only file of signed checkpoints of the chain; default `<data_dir>/audit-anchors.log`.
+    #[serde(default)]
+    pub anchor_file: Option<PathBuf>,
+    /// `serve` writes a checkpoint once this many entries were appended since the last one ...
+    #[serde(default = "default_anchor_every_entries")]
+    pub anchor_every_entries: u64,
+    /// ... or once this many seconds passed with new entries; and one at start and at shutdown.
+    #[serde(default = "default_anchor_every_seconds")]
+    pub anchor_every_seconds: u64,
 }
 
 /// The outbox worker (`crate::outbox`): how many, how often, and the retry policy.
@@ -411,6 +425,12 @@ fn default_audit_years() -> u32 {
 fn default_source_id() -> String {
     "acp-gateway".into()
 }
+fn default_anchor_every_entries() -> u64 {
+    1000
+}
+fn default_anchor_every_seconds() -> u64 {
+    60
+}
 pub fn default_scopes() -> Vec<String> {
     ["handovers:write", "handovers:read", "consent:write", "consent:read", "audit:read"]
         .map(String::from)
@@ -438,7 +458,13 @@ impl Default for RetentionConfig {
 }
 impl Default for AuditConfig {
     fn default() -> Self {
-        AuditConfig { source_id: default_source_id() }
+        AuditConfig {
+            source_id: default_source_id(),
+            key_file: None,
+            anchor_file: None,
+            anchor_every_entries: default_anchor_every_entries(),
+            anchor_every_seconds: default_anchor_every_seconds(),
+        }
     }
 }
 impl Default for Config {
@@ -506,6 +532,9 @@ impl Config {
         if self.delivery.batch == 0 || self.delivery.lease_seconds == 0 {
             return Err("delivery.batch and delivery.lease_seconds must be at least 1".into());
         }
+        if self.audit.anchor_every_entries == 0 || self.audit.anchor_every_seconds == 0 {
+            return Err("audit.anchor_every_entries and audit.anchor_every_seconds must be at least 1".into());
+        }
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err("database.sqlite_synchronous must be `full` or `normal`".into());
         }
@@ -523,6 +552,16 @@ impl Config {
 
     pub fn dev_token_path(&self) -> PathBuf {
         self.data_dir.join("dev-token")
+    }
+
+    /// The audit chain's key file: the configured one, else `<data_dir>/audit-key`.
+    pub fn audit_key_path(&self) -> PathBuf {
+        self.audit.key_file.clone().unwrap_or_else(|| self.data_dir.join("audit-key"))
+    }
+
+    /// The audit anchor log: the configured one, else `<data_dir>/audit-anchors.log`.
+    pub fn audit_anchor_path(&self) -> PathBuf {
+        self.audit.anchor_file.clone().unwrap_or_else(|| self.data_dir.join("audit-anchors.log"))
     }
 }
 

@@ -1,11 +1,19 @@
 //! The NEN 7513 audit trail: who did what with which patient's data, when, on what authority.
 //!
 //! Every stage calls [`append`] inside the transaction of the change it logs, so an entry exists if
-//! and only if the change does. The trail is append-only (database triggers refuse UPDATE and DELETE)
-//! and hash-chained: entry *n* stores `hash = SHA-256(hash(n-1) || content(n))`, where `content` is the
-//! canonical JSON of the entry including its sequence number. [`verify`] walks the chain end to end
-//! and finds a changed entry (its hash no longer matches), a deleted one (a gap in the sequence, or a
-//! broken link), a reordering (a broken link), and a cut-off tail (the chain head row disagrees).
+//! and only if the change does. The trail is append-only (database triggers refuse UPDATE, DELETE,
+//! `INSERT OR REPLACE` over an entry and TRUNCATE) and chained with a secret: entry *n* stores
+//! `hash = HMAC-SHA-256(key, hash(n-1) || content(n))`, where `content` is the canonical JSON of the
+//! entry including its sequence number and the key ([`key`]) lives in a file, never in the database.
+//! Someone who can write the database but has not the key cannot change, insert or reorder an entry
+//! and recompute the rest. Signed checkpoints outside the database ([`anchor`]) catch what the chain
+//! alone cannot: a cut-off tail or a wiped table. [`verify()`] checks both.
+//!
+//! Chains written before the key existed were plain SHA-256 chains. They are kept as they are: the
+//! first append with a key writes a marker entry (`audit-chain-keyed`, itself keyed) and every entry
+//! from the marker on is keyed; the verifier checks the entries before it as the plain chain they are,
+//! and they are protected from then on because the keyed entries after them link to their hashes.
+//! A chain started with a key is keyed from entry 1 and has no marker.
 //!
 //! Appends are serialised so the chain stays linear: the single `audit_head` row is read and updated
 //! in the appending transaction, with `FOR UPDATE` on PostgreSQL; on SQLite the store's single writer
@@ -14,7 +22,14 @@
 //! Field names follow NEN 7513:2018 §7 (event, user, object, log data); [`nen7513_json`] writes them
 //! with the Dutch names for the per-patient export, and [`fhir`] writes IHE BALP AuditEvents.
 
+pub mod anchor;
 pub mod fhir;
+pub mod key;
+mod verify;
+
+pub use anchor::Anchor;
+pub use key::AuditKey;
+pub use verify::{verify, Break, Intact, Verdict};
 
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -57,6 +72,8 @@ pub enum EventCode {
     ConsentWithdrawn,
     /// Retention deleted a handover's received payload and rendered messages ("vernietiging").
     RetentionPurge,
+    /// From this entry on the chain is keyed (HMAC); the entries before it are an older plain chain.
+    AuditChainKeyed,
 }
 
 impl EventCode {
@@ -75,6 +92,7 @@ impl EventCode {
             EventCode::ConsentRecorded => "consent-recorded",
             EventCode::ConsentWithdrawn => "consent-withdrawn",
             EventCode::RetentionPurge => "retention-purge",
+            EventCode::AuditChainKeyed => "audit-chain-keyed",
         }
     }
 }
@@ -244,11 +262,17 @@ impl Entry {
     }
 }
 
+/// The plain link of chains written before the key: `SHA-256(prev_hash || content)`.
 pub fn chain_hash(prev_hash: &str, content: &str) -> String {
     let mut h = Sha256::new();
     h.update(prev_hash.as_bytes());
     h.update(content.as_bytes());
     hex::encode(h.finalize())
+}
+
+/// The keyed link: `HMAC-SHA-256(key, prev_hash || content)`.
+pub fn keyed_hash(key: &AuditKey, prev_hash: &str, content: &str) -> String {
+    key.mac(&[prev_hash.as_bytes(), content.as_bytes()])
 }
 
 /// Takes the chain head lock for the rest of `tx`. Write transactions call it first, so that they are
@@ -260,24 +284,76 @@ pub async fn lock(tx: &mut Tx, backend: Backend) -> Result<(), sqlx::Error> {
     Ok(())
 }
 
-/// Appends entries to the chain inside `tx`. Commits with the caller's transaction.
-pub async fn append(tx: &mut Tx, backend: Backend, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
+/// Appends entries to the chain inside `tx`, keyed with `db`'s audit key. Commits with the caller's
+/// transaction. A store opened without a key cannot append: an unkeyed entry would break the chain.
+pub async fn append(tx: &mut Tx, db: &Db, events: &[AuditEvent]) -> Result<(), sqlx::Error> {
     if events.is_empty() {
         return Ok(());
     }
-    let lock = if backend == Backend::Postgres { " FOR UPDATE" } else { "" };
-    let head = sqlx::query(crate::store::assembled(format!("SELECT seq, hash FROM audit_head WHERE id = 1{lock}"))).fetch_one(&mut **tx).await?;
+    write(tx, db, events, &events[0].event_time, &events[0].source_id).await.map(|_| ())
+}
+
+/// Makes sure the chain is keyed: on a chain written before the key, appends the marker entry now
+/// (`serve` calls it at start, so the marker carries the start time). Returns the first keyed entry.
+pub async fn ensure_keyed(db: &Db, now: &str, source_id: &str) -> Result<i64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    lock(&mut tx, db.backend).await?;
+    let keyed_from = write(&mut tx, db, &[], now, source_id).await?;
+    db.commit(tx).await?;
+    Ok(keyed_from)
+}
+
+/// The marker entry of [`EventCode::AuditChainKeyed`].
+fn marker(key: &AuditKey, keyed_from: i64, time: &str, source_id: &str) -> AuditEvent {
+    let actor = Actor { user_id: "system:audit".into(), organization: "system".into(), role: "system".into() };
+    AuditEvent {
+        object_type: "audit-log".into(),
+        outcome_description: Some(format!(
+            "the audit chain is keyed (HMAC-SHA-256, key id {}) from this entry, {keyed_from}, on; entries 1 to {} are the earlier plain SHA-256 chain",
+            key.id(),
+            keyed_from - 1
+        )),
+        ..AuditEvent::new(EventCode::AuditChainKeyed, Action::E, Outcome::Success, time, actor, "gateway start-up with an audit key".into(), source_id)
+    }
+}
+
+/// The head row and the appends: the marker first when the chain is not keyed yet.
+async fn write(tx: &mut Tx, db: &Db, events: &[AuditEvent], time: &str, source_id: &str) -> Result<i64, sqlx::Error> {
+    let key = db.audit_key().ok_or_else(|| {
+        sqlx::Error::Configuration("no audit key loaded: the chain cannot be extended without it ([audit] key_file)".into())
+    })?;
+    let lock = if db.backend == Backend::Postgres { " FOR UPDATE" } else { "" };
+    let head = sqlx::query(crate::store::assembled(format!("SELECT seq, hash, keyed_from FROM audit_head WHERE id = 1{lock}")))
+        .fetch_one(&mut **tx)
+        .await?;
     let (mut seq, mut hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
+    let stored_keyed_from: Option<i64> = head.try_get("keyed_from")?;
+    let mut all: Vec<AuditEvent> = Vec::with_capacity(events.len() + 1);
+    let keyed_from = match stored_keyed_from {
+        Some(k) => k,
+        None if seq == 0 => 1,
+        None => {
+            all.push(marker(key, seq + 1, time, source_id));
+            seq + 1
+        }
+    };
+    all.extend_from_slice(events);
+    if all.is_empty() {
+        if stored_keyed_from.is_none() {
+            sqlx::query("UPDATE audit_head SET keyed_from = $1 WHERE id = 1").bind(keyed_from).execute(&mut **tx).await?;
+        }
+        return Ok(keyed_from);
+    }
 
     // One multi-row INSERT: an accepted handover writes several entries, and a round trip each would
     // be most of its cost on SQLite.
     const COLS: usize = 9;
-    let mut rows = Vec::with_capacity(events.len());
-    for event in events {
+    let mut rows = Vec::with_capacity(all.len());
+    for event in &all {
         seq += 1;
         let content = serde_json::to_string(&ChainedContent { seq, event: event.clone() })
             .map_err(|e| sqlx::Error::Encode(Box::new(e)))?;
-        let new_hash = chain_hash(&hash, &content);
+        let new_hash = keyed_hash(key, &hash, &content);
         rows.push((seq, std::mem::replace(&mut hash, new_hash.clone()), new_hash, content, event));
     }
     // SQLite allows 32766 bound values per statement; 200 rows of 9 stay far below it.
@@ -304,8 +380,47 @@ pub async fn append(tx: &mut Tx, backend: Backend, events: &[AuditEvent]) -> Res
         }
         q.execute(&mut **tx).await?;
     }
-    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2 WHERE id = 1").bind(seq).bind(&hash).execute(&mut **tx).await?;
-    Ok(())
+    sqlx::query("UPDATE audit_head SET seq = $1, hash = $2, keyed_from = $3 WHERE id = 1")
+        .bind(seq)
+        .bind(&hash)
+        .bind(keyed_from)
+        .execute(&mut **tx)
+        .await?;
+    Ok(keyed_from)
+}
+
+/// The chain's head: its last entry, that entry's hash, and the first keyed entry (None before keying).
+pub async fn head(db: &Db) -> Result<(i64, String, Option<i64>), sqlx::Error> {
+    let r = sqlx::query("SELECT seq, hash, keyed_from FROM audit_head WHERE id = 1").fetch_one(db.reader()).await?;
+    Ok((r.try_get("seq")?, r.try_get("hash")?, r.try_get("keyed_from")?))
+}
+
+/// Start-up check that `db`'s key is the key the chain was written with: the last entry, when keyed,
+/// must verify under it. Another node's or a lost key would otherwise fork the chain silently.
+pub async fn check_key(db: &Db) -> Result<(), String> {
+    let key = db.audit_key().ok_or("no audit key loaded")?;
+    let (seq, hash, keyed_from) = head(db).await.map_err(|e| e.to_string())?;
+    if !keyed_from.is_some_and(|k| seq >= k) {
+        return Ok(());
+    }
+    let r = sqlx::query("SELECT prev_hash, hash, content FROM audit_entries WHERE seq = $1")
+        .bind(seq)
+        .fetch_optional(db.reader())
+        .await
+        .map_err(|e| e.to_string())?;
+    let ok = r.is_some_and(|r| {
+        let (prev, stored, content): (String, String, String) =
+            (r.try_get("prev_hash").unwrap_or_default(), r.try_get("hash").unwrap_or_default(), r.try_get("content").unwrap_or_default());
+        stored == hash && keyed_hash(key, &prev, &content) == stored
+    });
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "the audit key (key id {}) does not verify the chain's last entry {seq}: the chain was written with another key, or its end was rewritten; run `acp-gateway audit verify`",
+            key.id()
+        ))
+    }
 }
 
 /// The number of entries in the chain (its head's sequence number).
@@ -313,7 +428,7 @@ pub async fn chain_length(db: &Db) -> Result<i64, sqlx::Error> {
     sqlx::query("SELECT seq FROM audit_head WHERE id = 1").fetch_one(db.reader()).await?.try_get("seq")
 }
 
-fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
+pub(crate) fn entry_of(r: &sqlx::any::AnyRow) -> Result<Entry, sqlx::Error> {
     Ok(Entry { seq: r.try_get("seq")?, prev_hash: r.try_get("prev_hash")?, hash: r.try_get("hash")?, content: r.try_get("content")? })
 }
 
@@ -342,94 +457,6 @@ pub async fn patient_entries(db: &Db, bsn: &str, visible_to: Option<&str>) -> Re
         }
     };
     rows.iter().map(entry_of).collect()
-}
-
-/// The first entry where the chain is broken, and why.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Break {
-    /// The sequence number where the break was found (the entry expected or found there).
-    pub seq: i64,
-    pub reason: String,
-}
-
-/// What [`verify`] found.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Verdict {
-    Intact { entries: i64, head: String },
-    Broken(Break),
-}
-
-/// Walks the whole chain in sequence order, page by page.
-pub async fn verify(db: &Db) -> Result<Verdict, sqlx::Error> {
-    const PAGE: i64 = 1000;
-    let mut expected_seq = 1i64;
-    let mut prev = GENESIS.to_owned();
-    loop {
-        let rows = sqlx::query(
-            "SELECT seq, prev_hash, hash, content, event_code, recorded_at, patient_bsn, organization, handover_id \
-             FROM audit_entries WHERE seq >= $1 ORDER BY seq LIMIT $2",
-        )
-        .bind(expected_seq)
-        .bind(PAGE)
-        .fetch_all(db.reader())
-        .await?;
-        let n = rows.len() as i64;
-        for r in &rows {
-            let e = entry_of(r)?;
-            let broken = |reason: String| Ok(Verdict::Broken(Break { seq: e.seq, reason }));
-            if e.seq != expected_seq {
-                return Ok(Verdict::Broken(Break {
-                    seq: expected_seq,
-                    reason: format!("entry {expected_seq} is missing (the next entry is {})", e.seq),
-                }));
-            }
-            if e.prev_hash != prev {
-                return broken(format!(
-                    "entry {} does not link to the entry before it (prev_hash {} but the previous hash is {prev})",
-                    e.seq, e.prev_hash
-                ));
-            }
-            let recomputed = chain_hash(&prev, &e.content);
-            if recomputed != e.hash {
-                return broken(format!("entry {} was changed: its content hashes to {recomputed}, stored {}", e.seq, e.hash));
-            }
-            let parsed: ChainedContent = match serde_json::from_str(&e.content) {
-                Ok(c) => c,
-                Err(err) => return broken(format!("entry {} content is not an audit entry: {err}", e.seq)),
-            };
-            if parsed.seq != e.seq {
-                return broken(format!("entry {} carries sequence number {} in its content", e.seq, parsed.seq));
-            }
-            // The lookup columns are outside the hash; they must say what the content says, or an
-            // entry could be hidden from a patient's export without touching the chain.
-            let ev = &parsed.event;
-            let columns_agree = r.try_get::<String, _>("event_code")? == ev.event_code.as_str()
-                && r.try_get::<String, _>("recorded_at")? == ev.event_time
-                && r.try_get::<Option<String>, _>("patient_bsn")? == ev.patient_id
-                && r.try_get::<String, _>("organization")? == ev.user_organization
-                && r.try_get::<Option<String>, _>("handover_id")? == ev.handover_id;
-            if !columns_agree {
-                return broken(format!("entry {}: its lookup columns disagree with its hashed content", e.seq));
-            }
-            prev = e.hash;
-            expected_seq += 1;
-        }
-        if n < PAGE {
-            break;
-        }
-    }
-    let head = sqlx::query("SELECT seq, hash FROM audit_head WHERE id = 1").fetch_one(db.reader()).await?;
-    let (head_seq, head_hash): (i64, String) = (head.try_get("seq")?, head.try_get("hash")?);
-    let last = expected_seq - 1;
-    if head_seq != last || head_hash != prev {
-        return Ok(Verdict::Broken(Break {
-            seq: last + 1,
-            reason: format!(
-                "the chain ends at entry {last} (hash {prev}) but its head says entry {head_seq} (hash {head_hash}): entries were removed from the end"
-            ),
-        }));
-    }
-    Ok(Verdict::Intact { entries: last, head: prev })
 }
 
 /// An entry with the NEN 7513:2018 §7 field names, grouped as the standard groups them.

@@ -253,7 +253,7 @@ impl Outbox {
                 tracing::info!(route = %d.route.id, handover = %d.route.handover_id, "route blocked by consent before delivery");
             }
         }
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
         self.db.commit(tx).await?;
         Ok((claimed, touched))
     }
@@ -335,7 +335,7 @@ impl Outbox {
                 }
             }
         }
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
         self.db.commit(tx).await?;
         for (route, handover, change, channel) in after {
             self.metrics.delivery_change(change);

@@ -167,32 +167,46 @@ async fn bench_deliver_run(cfg: &Config, routes: usize, workers: usize) -> Resul
     }
 }
 
-/// `acp-gateway audit verify [--config FILE]`: 0 intact, 1 broken (the first bad entry printed),
-/// 2 when the trail cannot be read at all.
+/// `acp-gateway audit verify [--config FILE]`: 0 intact, 1 broken (the first bad entry or anchor
+/// printed), 2 when the trail cannot be read or checked at all (e.g. no key for a keyed chain).
 pub fn audit_verify(config: Option<&Path>) -> u8 {
     let cfg = match load(config) {
         Ok(c) => c,
         Err(code) => return code,
     };
-    let verdict = runtime().and_then(|rt| {
-        rt.block_on(async {
-            let db = crate::service::startup::open_db(&cfg, false).await?;
-            let v = audit::verify(&db).await.map_err(|e| e.to_string());
-            db.close().await;
-            v
+    let anchors = cfg.audit_anchor_path();
+    let verdict = crate::service::startup::audit_key(&cfg, false).and_then(|key| {
+        runtime().and_then(|rt| {
+            rt.block_on(async {
+                let db = crate::service::startup::open_db(&cfg, false).await?;
+                let v = audit::verify(&db, key.as_ref(), &anchors).await;
+                db.close().await;
+                v.map(|v| (v, key.map(|k| k.id().to_owned())))
+            })
         })
     });
     match verdict {
-        Ok(Verdict::Intact { entries, head }) => {
-            println!("audit trail intact: {entries} entries, head {head}");
+        Ok((Verdict::Intact(i), key_id)) => {
+            println!("audit trail intact: {} entries, head {}", i.entries, i.head);
+            match (i.keyed_from, key_id) {
+                (Some(k), Some(id)) => println!("keyed (HMAC-SHA-256, key id {id}) from entry {k}{}", if k > 1 { "; the entries before it are the earlier plain SHA-256 chain" } else { "" }),
+                _ => println!("NOT keyed: a plain SHA-256 chain written before the audit key; anyone with write access to the database could have rewritten it"),
+            }
+            match i.last_anchor {
+                Some((seq, time)) => println!("{} anchors in {} agree with it; the last vouches for entry {seq} ({time})", i.anchors, anchors.display()),
+                None => println!("no anchors in {}: a cut-off end or an emptied table cannot be detected", anchors.display()),
+            }
+            if i.torn_lines > 0 {
+                println!("{} line(s) of the anchor file are no anchor (torn by a crash) and were skipped", i.torn_lines);
+            }
             EXIT_OK
         }
-        Ok(Verdict::Broken(b)) => {
+        Ok((Verdict::Broken(b), _)) => {
             println!("audit trail BROKEN at entry {}: {}", b.seq, b.reason);
             EXIT_FAILED
         }
         Err(e) => {
-            eprintln!("acp-gateway: cannot read the audit trail: {e}");
+            eprintln!("acp-gateway: cannot check the audit trail: {e}");
             EXIT_USAGE
         }
     }
@@ -260,6 +274,6 @@ async fn log_export(db: &crate::store::Db, cfg: &Config, bsn: &Bsn) -> Result<()
     };
     let mut tx = db.begin().await?;
     audit::lock(&mut tx, db.backend).await?;
-    audit::append(&mut tx, db.backend, &[event]).await?;
+    audit::append(&mut tx, db, &[event]).await?;
     db.commit(tx).await
 }

@@ -11,6 +11,7 @@
 //! consent withdrawal and a new handover of the same patient cannot interleave: either the handover's
 //! routes exist when the withdrawal re-evaluates them, or the handover sees the withdrawal.
 
+pub mod anchors;
 pub mod clock;
 pub mod commands;
 pub mod envelope;
@@ -414,7 +415,7 @@ impl Gateway {
             events.push(self.status_event(caller, scope, &now, &bsn, &route, None, status, route.reason.as_deref()));
             routes.push(route);
         }
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
 
         let warnings = prepared.warnings.iter().map(problem_item).collect();
         let body = serde_json::to_string(&handover_view(&handover, &routes, warnings)).unwrap_or_default();
@@ -588,7 +589,7 @@ impl Gateway {
         };
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx, self.db.backend).await?;
-        audit::append(&mut tx, self.db.backend, &[event]).await?;
+        audit::append(&mut tx, &self.db, &[event]).await?;
         self.db.commit(tx).await?;
         Ok(())
     }
@@ -673,7 +674,7 @@ impl Gateway {
         }
         let mut tx = self.db.begin().await?;
         audit::lock(&mut tx, self.db.backend).await?;
-        audit::append(&mut tx, self.db.backend, events).await?;
+        audit::append(&mut tx, &self.db, events).await?;
         self.db.commit(tx).await?;
         Ok(())
     }
@@ -747,7 +748,7 @@ impl Gateway {
             store::outbox::reset_attempts(&mut tx, &route.id).await?;
         }
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &route, Some(from.as_str()), to, reason.as_deref()));
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
         let updated = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.ok_or(ServiceError::NotFound)?;
         if to == RouteStatus::Pending {
             store::outbox::announce_due(&mut tx, self.db.backend).await?;
@@ -781,7 +782,7 @@ impl Gateway {
         let mut events = vec![self.consent_event(caller, scope, &now, &h.patient_bsn, &original, &d)];
         if !d.permit {
             events.push(AuditEvent { outcome: Outcome::Refused, outcome_description: Some(format!("replay refused: {}", d.reason)), ..base });
-            audit::append(&mut tx, self.db.backend, &events).await?;
+            audit::append(&mut tx, &self.db, &events).await?;
             self.db.commit(tx).await?;
             return Err(ServiceError::Conflict(format!("consent does not permit sending this route again: {}", d.reason)));
         }
@@ -843,7 +844,7 @@ impl Gateway {
             ..base
         });
         events.push(self.status_event(caller, scope, &now, &h.patient_bsn, &replay, None, RouteStatus::Pending, replay.reason.as_deref()));
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
         store::outbox::announce_due(&mut tx, self.db.backend).await?;
         self.db.commit(tx).await?;
         self.wake.notify_waiters();
@@ -1025,7 +1026,7 @@ impl Gateway {
                 store::update_route(&mut tx, &route.id, &update).await?;
             }
         }
-        audit::append(&mut tx, self.db.backend, &events).await?;
+        audit::append(&mut tx, &self.db, &events).await?;
         self.db.commit(tx).await?;
         tracing::info!(decision = decision.as_str(), routes_changed = changed, "sharing consent recorded");
         consent_state(&row).ok_or(ServiceError::NotFound)

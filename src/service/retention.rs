@@ -53,7 +53,7 @@ pub async fn purge_due(db: &Db, message_days: u32, source_id: &str, now: SystemT
             });
         }
         let purged = events.len();
-        audit::append(&mut tx, db.backend, &events).await?;
+        audit::append(&mut tx, db, &events).await?;
         db.commit(tx).await?;
         total += purged;
         if purged == 0 {

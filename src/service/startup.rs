@@ -22,6 +22,7 @@ use crate::config::{Config, TlsConfig};
 use crate::outbox::{Outbox, Workers};
 use crate::service::model::{Client, OrgId, Scope};
 use crate::routing::Channel;
+use crate::service::anchors::Anchorer;
 use crate::service::retention::Pruner;
 use crate::service::{clock, Gateway};
 use crate::store::{Db, DbOptions};
@@ -40,24 +41,55 @@ pub struct Server {
     workers: Option<Workers>,
     /// The retention pruner (none with `[retention] interval_minutes = 0`).
     pruner: Option<Pruner>,
+    /// The audit anchor writer.
+    anchorer: Option<Anchorer>,
     grace: Duration,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
 
-/// Opens the configured database and brings its schema up to date.
+/// Opens the configured database with the audit key. `create` (serve, worker): creates and migrates
+/// the database, creates the default audit key when none is configured, checks that the key is the
+/// chain's and keys a chain written before keying. Without `create` (the `audit` commands) nothing is
+/// created and a missing default key is left to the command to report.
 pub async fn open_db(cfg: &Config, create: bool) -> Result<Db, String> {
     let url = cfg.database_url();
     let opts = DbOptions {
         max_connections: cfg.database.max_connections,
         sqlite_synchronous: cfg.database.sqlite_synchronous.clone(),
         create,
+        audit_key: audit_key(cfg, create)?.map(Arc::new),
     };
     let db = Db::connect(&url, &opts).await.map_err(|e| format!("{e} ({})", crate::store::redact(&url)))?;
     if create {
         db.migrate().await.map_err(|e| e.to_string())?;
+        crate::audit::check_key(&db).await?;
+        crate::audit::ensure_keyed(&db, &clock::now(), &cfg.audit.source_id).await.map_err(|e| e.to_string())?;
     }
     Ok(db)
+}
+
+/// The audit key: a configured `[audit] key_file` must load (missing or unreadable refuses the
+/// start); else `<data_dir>/audit-key`, created by `create` callers when it does not exist yet.
+pub fn audit_key(cfg: &Config, create: bool) -> Result<Option<crate::audit::AuditKey>, String> {
+    use crate::audit::AuditKey;
+    let path = cfg.audit_key_path();
+    if cfg.audit.key_file.is_some() {
+        return AuditKey::load(&path).map(Some);
+    }
+    if !create {
+        return if path.exists() { AuditKey::load(&path).map(Some) } else { Ok(None) };
+    }
+    let (key, created) = AuditKey::load_or_create(&path)?;
+    if created {
+        tracing::warn!(path = %path.display(), key_id = key.id(), "no [audit] key_file configured: created a new audit chain key; keep it outside the database and its backups");
+        eprintln!(
+            "acp-gateway: created the audit chain key {} (key id {}); configure [audit] key_file to keep it elsewhere",
+            path.display(),
+            key.id()
+        );
+    }
+    Ok(Some(key))
 }
 
 /// The configured clients, or the development client (with its token) when none are configured.
@@ -171,6 +203,13 @@ impl Server {
     pub async fn start(cfg: &Config) -> Result<Server, String> {
         let db = open_db(cfg, true).await?;
         let (clients, dev_token) = clients(cfg)?;
+        let anchorer = Anchorer::start(
+            db.clone(),
+            cfg.audit_anchor_path(),
+            cfg.audit.anchor_every_entries,
+            cfg.audit.anchor_every_seconds,
+        )
+        .await?;
         let spool = cfg.spool_dir();
         for ch in Channel::ALL {
             let dir = spool.join(ch.key());
@@ -232,7 +271,16 @@ impl Server {
             }
         };
         tracing::info!(%addr, tls = is_tls, mtls, database = ?gateway.db.backend, "acp-gateway listening");
-        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, pruner, grace, shutdown: Some(tx), task })
+        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, pruner, anchorer: Some(anchorer), grace, shutdown: Some(tx), task })
+    }
+
+    /// Writes an audit anchor for the chain's current head now (when it has new entries); returns
+    /// the anchored entry. The periodic writer does this by itself; tests and tools ask for it.
+    pub async fn anchor_audit(&self) -> Result<Option<i64>, String> {
+        match &self.anchorer {
+            Some(a) => a.anchor_now().await,
+            None => Ok(None),
+        }
     }
 
     /// The base URL (`http://127.0.0.1:PORT`).
@@ -252,6 +300,10 @@ impl Server {
         }
         if let Some(p) = self.pruner.take() {
             p.stop().await;
+        }
+        // The last anchor covers every entry written until here.
+        if let Some(a) = self.anchorer.take() {
+            a.stop().await;
         }
         let r = r?;
         self.gateway.db.close().await;

@@ -50,11 +50,14 @@ pub struct DbOptions {
     pub sqlite_synchronous: String,
     /// Create the SQLite file when it does not exist (the server does; `audit verify` does not).
     pub create: bool,
+    /// The audit chain's key (from a file outside the database); without it nothing can be audited,
+    /// so nothing can be written (`crate::audit::append` refuses).
+    pub audit_key: Option<Arc<crate::audit::AuditKey>>,
 }
 
 impl Default for DbOptions {
     fn default() -> Self {
-        DbOptions { max_connections: 8, sqlite_synchronous: "full".into(), create: true }
+        DbOptions { max_connections: 8, sqlite_synchronous: "full".into(), create: true, audit_key: None }
     }
 }
 
@@ -67,6 +70,7 @@ pub struct Db {
     durable: Option<Arc<durable::Durability>>,
     /// PostgreSQL: the URL, for the LISTEN connection of [`outbox::listen_due`].
     postgres_url: Option<Arc<str>>,
+    audit_key: Option<Arc<crate::audit::AuditKey>>,
 }
 
 impl Db {
@@ -116,7 +120,7 @@ impl Db {
                 let writer = pool(1).connect_with(connect.clone()).await?;
                 let reader = pool(opts.max_connections.max(1)).connect_with(connect).await?;
                 checkpoint_in_background(reader.clone());
-                Ok(Db { backend, writer, reader, durable, postgres_url: None })
+                Ok(Db { backend, writer, reader, durable, postgres_url: None, audit_key: opts.audit_key.clone() })
             }
             Backend::Postgres => {
                 let pool = AnyPoolOptions::new()
@@ -125,7 +129,14 @@ impl Db {
                     .connect(url)
                     .await?;
                 // PostgreSQL syncs its own log at commit and groups concurrent commits itself.
-                Ok(Db { backend, writer: pool.clone(), reader: pool, durable: None, postgres_url: Some(url.into()) })
+                Ok(Db {
+                    backend,
+                    writer: pool.clone(),
+                    reader: pool,
+                    durable: None,
+                    postgres_url: Some(url.into()),
+                    audit_key: opts.audit_key.clone(),
+                })
             }
         }
     }
@@ -152,6 +163,20 @@ impl Db {
             d.sync().await.map_err(sqlx::Error::Io)?;
         }
         Ok(())
+    }
+
+    /// Returns once every commit that finished before the call is on disk (SQLite group commit;
+    /// PostgreSQL commits are durable when they return). The audit anchors vouch only for that.
+    pub async fn sync_committed(&self) -> Result<(), sqlx::Error> {
+        if let Some(d) = &self.durable {
+            d.sync().await.map_err(sqlx::Error::Io)?;
+        }
+        Ok(())
+    }
+
+    /// The audit chain's key, when one was loaded.
+    pub fn audit_key(&self) -> Option<&crate::audit::AuditKey> {
+        self.audit_key.as_deref()
     }
 
     pub fn reader(&self) -> &AnyPool {
