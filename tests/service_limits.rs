@@ -183,19 +183,41 @@ fn heavy_handover() -> Value {
 }
 
 /// The in-process gateway runs on this test's runtime, one thread: a render on it would hold the
-/// thread, and `/healthz` could not answer until the render ended.
+/// thread, and nothing else (`/healthz` included) could be answered until the render ended. A second
+/// thread, with its own runtime, asks `/healthz` again and again while the heavy handover is in
+/// progress; rendering off the runtime lets it be answered throughout, not only after the render.
 #[tokio::test(flavor = "current_thread")]
 async fn healthz_answers_while_a_heavy_render_runs() {
     let h = Harness::sqlite().await;
-    let url = h.url("/v1/handovers");
-    let heavy = tokio::spawn(h.http.post(url).bearer_auth(HOSPITAL).json(&heavy_handover()).send());
-    // Let the heavy request reach its render.
-    tokio::time::sleep(Duration::from_millis(700)).await;
-    let health = tokio::time::timeout(HANG, h.http.get(h.url("/healthz")).send()).await.expect("/healthz answers").unwrap();
-    assert_eq!(health.status().as_u16(), 200);
-    assert!(!heavy.is_finished(), "/healthz answered only after the heavy handover was done: rendering held the runtime");
-    let done = heavy.await.unwrap().unwrap();
-    assert!(matches!(done.status().as_u16(), 201 | 503), "{}", done.status());
+    let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let health_url = h.url("/healthz");
+    let observer = {
+        let running = running.clone();
+        std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+            rt.block_on(async move {
+                let http = reqwest::Client::new();
+                let mut answered = 0;
+                while running.load(std::sync::atomic::Ordering::SeqCst) {
+                    let r = tokio::time::timeout(HANG, http.get(&health_url).send()).await.expect("/healthz answers").unwrap();
+                    assert_eq!(r.status().as_u16(), 200);
+                    // Counted only if the heavy handover was still in progress when the answer came.
+                    if running.load(std::sync::atomic::Ordering::SeqCst) {
+                        answered += 1;
+                    }
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+                answered
+            })
+        })
+    };
+    let started = std::time::Instant::now();
+    let done = h.http.post(h.url("/v1/handovers")).bearer_auth(HOSPITAL).json(&heavy_handover()).send().await.unwrap();
+    running.store(false, std::sync::atomic::Ordering::SeqCst);
+    let answered = observer.join().unwrap();
+    eprintln!("heavy handover: {:?}, {} /healthz answers meanwhile", started.elapsed(), answered);
+    assert_eq!(done.status().as_u16(), 201);
+    assert!(answered >= 5, "/healthz was answered {answered} time(s) during the heavy handover: rendering held the runtime");
     h.finish().await;
 }
 
