@@ -53,6 +53,40 @@ pub struct ServerConfig {
     /// Seconds in-flight requests get to finish after SIGTERM/SIGINT.
     #[serde(default = "default_shutdown_grace")]
     pub shutdown_grace_seconds: u64,
+    /// Time limits and the connection cap (`[server.limits]`): one client cannot hold the gateway.
+    #[serde(default)]
+    pub limits: ServerLimits,
+}
+
+/// What one client may take of the server (`[server.limits]`); every time in seconds, fractions allowed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ServerLimits {
+    /// The time budget of one request once its body is read; over it the client gets `503` with
+    /// `Retry-After` (a handover is stored whole or not at all, so retrying with the same
+    /// Idempotency-Key is safe). Default 30.
+    #[serde(default = "default_request_timeout")]
+    pub request_timeout_seconds: f64,
+    /// How long reading a request body may take; a slower body gets `408`. Default 60.
+    #[serde(default = "default_body_read_timeout")]
+    pub body_read_timeout_seconds: f64,
+    /// How long a client may take to send a request's headers, counted from when the connection
+    /// waits for a request: also how long an idle HTTP/1.1 keep-alive connection stays open.
+    /// Default 10.
+    #[serde(default = "default_header_read_timeout")]
+    pub header_read_timeout_seconds: f64,
+    /// A connection on which nothing at all is read or written for this long is closed (HTTP/1.1
+    /// and HTTP/2, including a stalled TLS handshake). Longer than the request budget. Default 120.
+    #[serde(default = "default_idle_timeout")]
+    pub idle_timeout_seconds: f64,
+    /// Most connections served at once; more wait in the listen queue until one closes. Lowered at
+    /// start to stay below the file-descriptor limit (minus a reserve for the database, spool and
+    /// mail connections). Default 1024.
+    #[serde(default = "default_server_max_connections")]
+    pub max_connections: usize,
+    /// Renders (PDF, letters, FHIR) running at once, off the async workers; 0: one per CPU core.
+    #[serde(default)]
+    pub render_threads: usize,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -439,8 +473,59 @@ pub fn default_scopes() -> Vec<String> {
 
 impl Default for ServerConfig {
     fn default() -> Self {
-        ServerConfig { listen: default_listen(), tls: None, shutdown_grace_seconds: default_shutdown_grace() }
+        ServerConfig { listen: default_listen(), tls: None, shutdown_grace_seconds: default_shutdown_grace(), limits: ServerLimits::default() }
     }
+}
+impl Default for ServerLimits {
+    fn default() -> Self {
+        ServerLimits {
+            request_timeout_seconds: default_request_timeout(),
+            body_read_timeout_seconds: default_body_read_timeout(),
+            header_read_timeout_seconds: default_header_read_timeout(),
+            idle_timeout_seconds: default_idle_timeout(),
+            max_connections: default_server_max_connections(),
+            render_threads: 0,
+        }
+    }
+}
+impl ServerLimits {
+    /// A setting in seconds as a duration; a negative, zero or non-finite value is refused at load.
+    pub fn duration(seconds: f64) -> std::time::Duration {
+        std::time::Duration::from_secs_f64(seconds)
+    }
+
+    fn check(&self) -> Result<(), String> {
+        for (name, v) in [
+            ("request_timeout_seconds", self.request_timeout_seconds),
+            ("body_read_timeout_seconds", self.body_read_timeout_seconds),
+            ("header_read_timeout_seconds", self.header_read_timeout_seconds),
+            ("idle_timeout_seconds", self.idle_timeout_seconds),
+        ] {
+            // A zero or absent limit is no limit: exactly what these settings exist to prevent.
+            if !(v.is_finite() && v > 0.0 && v < 1e9) {
+                return Err(format!("server.limits.{name} must be a positive number of seconds, got {v}"));
+            }
+        }
+        if self.max_connections == 0 {
+            return Err("server.limits.max_connections must be at least 1".into());
+        }
+        Ok(())
+    }
+}
+fn default_request_timeout() -> f64 {
+    30.0
+}
+fn default_body_read_timeout() -> f64 {
+    60.0
+}
+fn default_header_read_timeout() -> f64 {
+    10.0
+}
+fn default_idle_timeout() -> f64 {
+    120.0
+}
+fn default_server_max_connections() -> usize {
+    1024
 }
 impl Default for DatabaseConfig {
     fn default() -> Self {
@@ -538,6 +623,7 @@ impl Config {
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err("database.sqlite_synchronous must be `full` or `normal`".into());
         }
+        self.server.limits.check()?;
         Ok(())
     }
 

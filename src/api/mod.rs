@@ -10,6 +10,7 @@
 //! the router and `/openapi.json` are made from the same declarations (a test checks both ways).
 
 pub mod auth;
+pub mod budget;
 
 use std::sync::Arc;
 
@@ -60,6 +61,10 @@ pub enum ApiError {
     BadRequest(String),
     NoSuchRoute,
     MethodNotAllowed,
+    /// The body did not arrive within `server.limits.body_read_timeout_seconds` (408).
+    BodyTimeout,
+    /// The request ran over its time budget, `server.limits.request_timeout_seconds` (503).
+    OverBudget,
 }
 
 impl From<ServiceError> for ApiError {
@@ -114,6 +119,22 @@ impl IntoResponse for ApiError {
                 ApiError::BadRequest(d) => (StatusCode::BAD_REQUEST, "malformed", "Malformed request", Some(d), vec![], "structure"),
                 ApiError::NoSuchRoute => (StatusCode::NOT_FOUND, "no-such-route", "Not found", Some("no such endpoint; see /openapi.json".into()), vec![], "not-found"),
                 ApiError::MethodNotAllowed => (StatusCode::METHOD_NOT_ALLOWED, "method-not-allowed", "Method not allowed", Some("see /openapi.json".into()), vec![], "not-supported"),
+                ApiError::BodyTimeout => (
+                    StatusCode::REQUEST_TIMEOUT,
+                    "body-timeout",
+                    "Request timeout",
+                    Some("the request body did not arrive in time; nothing was stored".into()),
+                    vec![],
+                    "timeout",
+                ),
+                ApiError::OverBudget => (
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "over-time-budget",
+                    "Service unavailable",
+                    Some("the request took longer than the gateway allows; nothing was stored unless a later GET shows it. Retry (with the same Idempotency-Key for a handover)".into()),
+                    vec![],
+                    "timeout",
+                ),
             };
         let doc = ProblemDocument {
             kind: format!("urn:acp-gateway:problem:{slug}"),
@@ -126,6 +147,13 @@ impl IntoResponse for ApiError {
         let mut resp = (status, [(header::CONTENT_TYPE, PROBLEM_JSON)], serde_json::to_string(&doc).unwrap_or_default()).into_response();
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        if status == StatusCode::REQUEST_TIMEOUT {
+            // The rest of the body may still be on its way: the connection cannot carry another request.
+            resp.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
+        if status == StatusCode::SERVICE_UNAVAILABLE {
+            resp.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         resp.extensions_mut().insert(ProblemInfo { code: fhir_code, detail: detail.unwrap_or_else(|| title.to_owned()), problems: Arc::new(problems) });
         resp
@@ -233,9 +261,11 @@ fn query<T>(q: Result<Query<T>, QueryRejection>) -> Result<T, ApiError> {
         (status = 400, description = "malformed JSON", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 401, description = "no or unknown token", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 409, description = "Idempotency-Key reused for another body", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 408, description = "the body did not arrive within `server.limits.body_read_timeout_seconds`", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 413, description = "body over 16 MiB", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 415, description = "not JSON", body = ProblemDocument, content_type = "application/problem+json"),
-        (status = 422, description = "invalid record or envelope; every problem listed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 422, description = "invalid record or envelope (a text over its length limit, `mappings/field-limits.toml`, included); every problem listed", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 503, description = "over the time budget `server.limits.request_timeout_seconds`; retry with the same Idempotency-Key", body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
 )]
@@ -532,13 +562,15 @@ pub fn openapi() -> utoipa::openapi::OpenApi {
     routes_and_doc().1
 }
 
-/// The whole application, ready to serve.
-pub fn app(gateway: Arc<Gateway>, mtls: bool) -> Router {
+/// The whole application, ready to serve, with the time limits of `[server.limits]`.
+pub fn app(gateway: Arc<Gateway>, mtls: bool, limits: &crate::config::ServerLimits) -> Router {
     let (routes, doc) = routes_and_doc();
     let state = AppState { gateway, mtls, openapi: Arc::new(doc.to_json().unwrap_or_default()) };
     routes
         .fallback(no_such_route)
         .method_not_allowed_fallback(method_not_allowed)
+        // Inside `fhir_outcomes` and `track`: a timeout is answered and counted like any error.
+        .layer(middleware::from_fn_with_state(budget::Budget::from_limits(limits), budget::enforce))
         .layer(middleware::from_fn_with_state(state.clone(), track))
         .layer(middleware::from_fn(fhir_outcomes))
         .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))

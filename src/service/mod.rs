@@ -14,7 +14,9 @@
 pub mod anchors;
 pub mod clock;
 pub mod commands;
+pub mod cpu;
 pub mod envelope;
+pub mod listener;
 pub mod metrics;
 pub mod model;
 pub mod render;
@@ -105,8 +107,10 @@ pub struct Gateway {
     pub wake: Arc<tokio::sync::Notify>,
     pub clients: Vec<Client>,
     pub source_id: String,
-    /// The regional handover table (`mappings/routes.toml`).
-    pub routes: RouteTable,
+    /// The regional handover table (`mappings/routes.toml`); shared with the render threads.
+    pub routes: Arc<RouteTable>,
+    /// Where reading and rendering run: off the async workers, a bounded number at once.
+    pub cpu: cpu::CpuPool,
 }
 
 /// What [`Gateway::prepare`] makes of a valid request: everything needed to store it.
@@ -231,7 +235,7 @@ fn rebase(mut p: Problem, record_is_json: bool) -> Problem {
 
 impl Gateway {
     pub fn new(db: Db, clients: Vec<Client>, source_id: String) -> Gateway {
-        Gateway { db, metrics: Arc::new(Metrics::default()), wake: Arc::new(tokio::sync::Notify::new()), clients, source_id, routes: RouteTable::load() }
+        Gateway { db, metrics: Arc::new(Metrics::default()), wake: Arc::new(tokio::sync::Notify::new()), clients, source_id, routes: Arc::new(RouteTable::load()), cpu: cpu::CpuPool::default() }
     }
 
     /// An audit entry of `caller`'s action, with the object fields left for the caller to fill.
@@ -309,7 +313,9 @@ impl Gateway {
         }
         let value = read_body(body)?;
         let now = clock::now();
-        let prepared = match self.prepare(caller, &value) {
+        // Reading, validating and rendering are CPU work: off the async workers (`cpu`).
+        let (routes, who) = (self.routes.clone(), caller.clone());
+        let prepared = match self.cpu.run(move || Self::prepare(&routes, &who, &value)).await {
             Ok(p) => p,
             Err((problems, bsn)) => {
                 self.audit_rejection(caller, bsn.as_ref(), &problems, &now).await?;
@@ -465,7 +471,7 @@ impl Gateway {
     }
 
     /// Reads and checks the request; on failure, every problem and the patient's BSN if it is known.
-    fn prepare(&self, caller: &Caller, value: &Value) -> std::result::Result<Prepared, (Vec<Problem>, Option<Bsn>)> {
+    fn prepare(table: &RouteTable, caller: &Caller, value: &Value) -> std::result::Result<Prepared, (Vec<Problem>, Option<Bsn>)> {
         let env = envelope::read(value, &caller.org);
         // The record is read even when the envelope has problems, so that one answer lists them all.
         let record_bytes = match (&env, value.get("record")) {
@@ -475,6 +481,7 @@ impl Gateway {
             _ => None,
         };
         let mut problems = env.as_ref().err().cloned().unwrap_or_default();
+        problems.extend(crate::validate::limits::check_envelope(value));
         let read = match record_bytes.map(|(bytes, is_json)| (read_record(&bytes), is_json)) {
             Some((Some(intake), is_json)) => Some((intake, is_json)),
             Some((None, _)) => {
@@ -546,7 +553,7 @@ impl Gateway {
         for (i, recipient) in envelope.recipients.iter().enumerate() {
             // The table's channels, plus those it offers on every row (FHIR) to a recipient that names
             // an endpoint for them.
-            let channels = match self.routes.resolve_for_recipient(envelope.sender.role, recipient.role, envelope.context, &recipient.accepted) {
+            let channels = match table.resolve_for_recipient(envelope.sender.role, recipient.role, envelope.context, &recipient.accepted) {
                 Ok(c) => c,
                 Err(no) => {
                     problems.push(problem(
@@ -801,8 +808,13 @@ impl Gateway {
                 .and_then(Value::as_array)
                 .and_then(|all| all.iter().position(|r| *r == recipient))
                 .unwrap_or(0);
-            let ctx = render::RouteContext { sender: envelope.get("sender").unwrap_or(&Value::Null), recipient_index, source_date_epoch: None };
-            let m = render::render_route(channel, &record, &recipient, &ctx)
+            let m = self
+                .cpu
+                .run(move || {
+                    let ctx = render::RouteContext { sender: envelope.get("sender").unwrap_or(&Value::Null), recipient_index, source_date_epoch: None };
+                    render::render_route(channel, &record, &recipient, &ctx)
+                })
+                .await
                 .map_err(|e| ServiceError::Conflict(format!("cannot re-render the {channel} message: {}", e.message)))?;
             let (body, encoding) = m.body.stored();
             (m.content_type.to_owned(), m.renderer.to_owned(), body.into_owned(), encoding.to_owned())

@@ -5,7 +5,6 @@
 //! `127.0.0.1:0`; [`run`] adds the signal handling: on SIGTERM or SIGINT the listener stops accepting,
 //! in-flight requests get `server.shutdown_grace_seconds` to finish, and the process exits 0.
 
-use std::future::IntoFuture;
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -18,13 +17,14 @@ use sha2::{Digest, Sha256};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-use crate::config::{Config, TlsConfig};
+use crate::config::{Config, ServerLimits, TlsConfig};
 use crate::outbox::{Outbox, Workers};
 use crate::service::model::{Client, OrgId, Scope};
 use crate::routing::Channel;
 use crate::service::anchors::Anchorer;
+use crate::service::listener::{self, CappedListener, PeerAddr};
 use crate::service::retention::Pruner;
-use crate::service::{clock, Gateway};
+use crate::service::{clock, cpu, Gateway};
 use crate::store::{Db, DbOptions};
 
 /// The development organisation's URA: a placeholder no real organisation has.
@@ -44,6 +44,8 @@ pub struct Server {
     /// The audit anchor writer.
     anchorer: Option<Anchorer>,
     grace: Duration,
+    /// The connection cap in force (`server.limits.max_connections`, lowered to fit the descriptor limit).
+    pub max_connections: usize,
     shutdown: Option<oneshot::Sender<()>>,
     task: JoinHandle<Result<(), String>>,
 }
@@ -215,7 +217,9 @@ impl Server {
             let dir = spool.join(ch.key());
             std::fs::create_dir_all(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let gateway = Arc::new(Gateway::new(db, clients, cfg.audit.source_id.clone()));
+        let mut gateway = Gateway::new(db, clients, cfg.audit.source_id.clone());
+        gateway.cpu = cpu::CpuPool::new(cfg.server.limits.render_threads);
+        let gateway = Arc::new(gateway);
         let outbox = Arc::new(outbox(cfg, &gateway)?);
         let workers = (cfg.delivery.workers > 0).then(|| outbox.start(cfg.delivery.workers));
         let pruner = (cfg.retention.interval_minutes > 0).then(|| {
@@ -224,54 +228,56 @@ impl Server {
         });
         let tls = cfg.server.tls.as_ref().map(tls_config).transpose()?;
         let mtls = cfg.server.tls.as_ref().is_some_and(|t| t.client_ca.is_some());
-        let app = crate::api::app(gateway.clone(), mtls).into_make_service_with_connect_info::<SocketAddr>();
+        let limits = &cfg.server.limits;
+        let app = crate::api::app(gateway.clone(), mtls, limits).into_make_service_with_connect_info::<SocketAddr>();
         let grace = Duration::from_secs(cfg.server.shutdown_grace_seconds);
         let (tx, rx) = oneshot::channel::<()>();
 
         let listener = std::net::TcpListener::bind(&cfg.server.listen).map_err(|e| format!("listen {}: {e}", cfg.server.listen))?;
         listener.set_nonblocking(true).map_err(|e| e.to_string())?;
         let addr = listener.local_addr().map_err(|e| e.to_string())?;
+        let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
+        let max_connections = listener::connection_cap(limits.max_connections, listener::fd_limit());
+        if max_connections < limits.max_connections {
+            tracing::warn!(configured = limits.max_connections, max_connections, "connection cap lowered to fit the file-descriptor limit");
+        }
+        let listener = CappedListener::new(listener, max_connections, ServerLimits::duration(limits.idle_timeout_seconds));
         let is_tls = tls.is_some();
-        let task = match tls {
-            None => {
-                let listener = tokio::net::TcpListener::from_std(listener).map_err(|e| e.to_string())?;
-                tokio::spawn(async move {
-                    let (stop_tx, stop_rx) = oneshot::channel::<()>();
-                    let serve = axum::serve(listener, app).with_graceful_shutdown(async move {
-                        let _ = rx.await;
-                        let _ = stop_tx.send(());
-                    });
-                    let mut serve = std::pin::pin!(serve.into_future());
-                    tokio::select! {
-                        r = &mut serve => return r.map_err(|e| e.to_string()),
-                        _ = stop_rx => {}
-                    }
-                    // Stopped accepting; in-flight requests get the grace period.
-                    match tokio::time::timeout(grace, serve).await {
-                        Ok(r) => r.map_err(|e| e.to_string()),
-                        Err(_) => {
-                            tracing::warn!("shutdown grace period over; abandoning in-flight requests");
-                            Ok(())
-                        }
-                    }
-                })
-            }
-            Some(tls) => {
-                let handle = axum_server::Handle::<SocketAddr>::new();
-                let server = axum_server::from_tcp_rustls(listener, axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)))
-                    .map_err(|e| e.to_string())?
-                    .handle(handle.clone());
-                tokio::spawn(async move {
-                    tokio::spawn(async move {
-                        let _ = rx.await;
-                        handle.graceful_shutdown(Some(grace));
-                    });
-                    server.serve(app).await.map_err(|e| e.to_string())
-                })
-            }
-        };
+        // Plain HTTP and HTTPS are served the same way (axum-server), so both get the same limits.
+        let handle = axum_server::Handle::<PeerAddr>::new();
+        let server = bounded(axum_server::Server::<PeerAddr>::from_listener(listener), limits).handle(handle.clone());
+        let header_timeout = ServerLimits::duration(limits.header_read_timeout_seconds);
+        let task = tokio::spawn(async move {
+            tokio::spawn(async move {
+                let _ = rx.await;
+                // Stops accepting; in-flight requests get the grace period.
+                handle.graceful_shutdown(Some(grace));
+            });
+            let served = match tls {
+                None => server.serve(app).await,
+                Some(tls) => {
+                    let acceptor = axum_server::tls_rustls::RustlsAcceptor::new(axum_server::tls_rustls::RustlsConfig::from_config(Arc::new(tls)))
+                        .handshake_timeout(header_timeout);
+                    server.acceptor(acceptor).serve(app).await
+                }
+            };
+            served.map_err(|e| e.to_string())
+        });
         tracing::info!(%addr, tls = is_tls, mtls, database = ?gateway.db.backend, "acp-gateway listening");
-        Ok(Server { addr, dev_token, gateway, tls: is_tls, workers, pruner, anchorer: Some(anchorer), grace, shutdown: Some(tx), task })
+        tracing::info!(max_connections, "connection limits in force");
+        Ok(Server {
+            addr,
+            dev_token,
+            gateway,
+            tls: is_tls,
+            workers,
+            pruner,
+            anchorer: Some(anchorer),
+            grace,
+            max_connections,
+            shutdown: Some(tx),
+            task,
+        })
     }
 
     /// Writes an audit anchor for the chain's current head now (when it has new entries); returns
@@ -309,6 +315,17 @@ impl Server {
         self.gateway.db.close().await;
         r
     }
+}
+
+/// The per-connection limits of `[server.limits]` on an axum-server server: the first request's
+/// headers (hyper leaves its protocol detection untimed) and every later request's headers, which
+/// for HTTP/1.1 is also how long a keep-alive connection may sit idle between requests.
+fn bounded(mut server: axum_server::Server<PeerAddr>, limits: &ServerLimits) -> axum_server::Server<PeerAddr> {
+    let header = ServerLimits::duration(limits.header_read_timeout_seconds);
+    server.http_builder().http1().header_read_timeout(header).keep_alive(true);
+    // HTTP/2 (over TLS): pings find dead peers; the idle timeout of the stream closes silent ones.
+    server.http_builder().http2().keep_alive_interval(Some(header)).keep_alive_timeout(header);
+    server.first_request_timeout(header)
 }
 
 /// The outbox of a gateway: its sinks from `[channels]`, its policy from `[delivery]`, sharing the

@@ -5,6 +5,7 @@
 //! fields (dates not after the date filled in, 7b only after 7a = yes, required items). Each problem has
 //! a location in the input's own terms, a severity and a message an integrator can act on.
 
+pub mod limits;
 pub mod rules;
 
 use std::fmt;

@@ -159,6 +159,8 @@ pub fn check(record: &AcpRecord, completeness: Completeness, locate: &dyn Fn(&st
             "the patient is not legally capable of treatment decisions, but no legal representative is recorded (ACP-Patient-1)".into(),
         );
     }
+    // Length limits (issue 17): one check over the record covers all three input forms.
+    out.extend(super::limits::check_record(record, locate));
     out
 }
 
