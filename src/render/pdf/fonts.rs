@@ -114,6 +114,7 @@ impl Fonts {
         Ok(Fonts { faces })
     }
 
+    #[cfg(test)]
     pub(crate) fn faces(&self) -> &[Face] {
         &self.faces
     }
