@@ -57,10 +57,22 @@ async fn text_edifact_cannot_carry_is_a_warning_on_its_route(h: &Harness) {
         .unwrap_or_else(|| panic!("no warning for the edifact route: {:#}", resp.2));
     assert_eq!(w["severity"], "warning");
     assert!(w["message"].as_str().unwrap().contains("6 distinct character(s)"), "{w}");
+    // The route detail keeps saying it: the handover read back has the letter's note at that route.
+    let id = resp.2["id"].as_str().unwrap();
+    let (status, _, detail) = h.send(h.http.get(h.url(&format!("/v1/handovers/{id}"))).bearer_auth(HOSPITAL)).await;
+    assert_eq!(status, 200, "{detail:#}");
+    let notes = detail["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n["pointer"] == "/routes/0" && n["message"].as_str().unwrap_or("").contains("LET OP: 6 verschillende tekens")),
+        "{detail:#}"
+    );
     let plain = h.send(h.http.post(h.url("/v1/handovers")).bearer_auth(HOSPITAL).json(&discharge(record(BSN, Some("agreed"))))).await;
     assert_eq!(plain.0, 201);
     let text = plain.2["warnings"].to_string();
     assert!(!text.contains("edifact route cannot carry"), "{text}");
+    let id = plain.2["id"].as_str().unwrap();
+    let (_, _, detail) = h.send(h.http.get(h.url(&format!("/v1/handovers/{id}"))).bearer_auth(HOSPITAL)).await;
+    assert!(!detail.to_string().contains("LET OP"), "{detail:#}");
 }
 
 async fn unknown_consent_blocks_every_route_and_spools_nothing(h: &Harness) {

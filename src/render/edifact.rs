@@ -338,12 +338,25 @@ pub fn lost_characters(record: &AcpRecord) -> Vec<char> {
     edifact::lost_in_unoa(&letter::render(record))
 }
 
+/// The opening note of a stored Edifact interchange, when its letter has one (as the route detail
+/// shows it after the intake's answer is gone): the note's text, in one line.
+pub fn transliteration_note_of(interchange: &str) -> Option<String> {
+    let segments = edifact::read(interchange).ok()?;
+    let mut lines = segments.iter().filter(|s| s.tag == "TXT").map(|s| s.value(0, 0).unwrap_or_default().trim());
+    let first = lines.next().filter(|l| l.starts_with(NOTE_START))?;
+    let rest = lines.take_while(|l| !l.is_empty());
+    Some(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(" "))
+}
+
+/// How the note starts (and nothing else in a letter does: the letter starts with its title).
+const NOTE_START: &str = "LET OP: ";
+
 /// The paragraph that opens an Edifact letter whose text lost characters: that it did, how they show,
 /// and where the GP gets the original (the sender, by the interchange reference the GP's system
 /// shows with the message).
 fn transliteration_note(lost: usize, sender: &str, reference: &str) -> String {
     format!(
-        "LET OP: {lost} verschillende tekens in deze brief (bijvoorbeeld Arabisch, Chinees of emoji) \
+        "{NOTE_START}{lost} verschillende tekens in deze brief (bijvoorbeeld Arabisch, Chinees of emoji) \
          kan Edifact niet overbrengen; elk staat hieronder als '?'. De oorspronkelijke tekst staat in \
          de overdracht bij de afzender ({sender}): vraag die op met Edifact-referentie {reference}, of \
          lees de PDF-brief of beveiligde e-mail als u die ook ontving.\n\n"

@@ -624,7 +624,23 @@ impl Gateway {
             ..self.event(caller, Scope::HandoversRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
         };
         self.append_alone(&[event]).await?;
-        Ok(handover_view(&h, &routes, Vec::new()))
+        let warnings = self.route_notes(&routes).await?;
+        Ok(handover_view(&h, &routes, warnings))
+    }
+
+    /// What a route's stored message says it could not carry (an Edifact letter opens with a note when
+    /// text was sent as `?`), as warnings at `/routes/{k}`: the route detail keeps saying so after the
+    /// intake's answer. Nothing once the message has been purged.
+    async fn route_notes(&self, routes: &[RouteRow]) -> Result<Vec<ProblemItem>> {
+        let mut out = Vec::new();
+        for (k, r) in routes.iter().enumerate().filter(|(_, r)| r.channel == routing::Channel::Edifact.key()) {
+            let Some((_, body, encoding)) = store::outbox::message(self.db.reader(), &r.id).await? else { continue };
+            if let Some(note) = (encoding == "utf-8").then(|| crate::render::edifact::transliteration_note_of(&body)).flatten() {
+                let message = format!("the edifact letter could not carry all of the text; it opens with: {note}");
+                out.push(problem_item(&Problem::warning(IssueType::NotSupported, Location::JsonPointer(format!("/routes/{k}")), message)));
+            }
+        }
+        Ok(out)
     }
 
     /// `GET /v1/handovers?patient=&status=`: the caller's handovers, newest first.
