@@ -226,6 +226,26 @@ pub fn to_unoa(text: &str) -> String {
     out
 }
 
+/// The characters of a text that UNOA cannot carry even transliterated (each is sent as `?`): Arabic,
+/// Chinese, emoji and the like, each once, in the order they first appear. An accent dropped or a
+/// letter spelled out (é → e, ß → ss) is not a loss: the word still reads.
+pub fn lost_in_unoa(text: &str) -> Vec<char> {
+    let mut lost: Vec<char> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    let mut out = String::new();
+    for c in text.chars().filter(|c| !c.is_ascii()) {
+        if !seen.insert(c) {
+            continue;
+        }
+        out.clear();
+        push_unoa(c, &mut out);
+        if out == "?" {
+            lost.push(c);
+        }
+    }
+    lost
+}
+
 fn push_unoa(c: char, out: &mut String) {
     if c.is_ascii_graphic() || c == ' ' {
         out.push(c);

@@ -314,12 +314,13 @@ fn pdftotext_finds_every_treatment_limit_with_its_decision_and_restriction() {
 }
 
 #[test]
-fn characters_the_font_lacks_are_printed_as_code_points_not_lost() {
+fn characters_no_font_has_are_printed_as_code_points_not_lost() {
     if !tool_ready("pdftotext", &["-v"], "apt-get install -y poppler-utils") {
         return;
     }
     let (_, _, mut record) = fixture_paths().remove(0);
-    let restriction = "Alleen 🙂 bij\tkoorts; 中文 geen ‘tube’ — ≤ 48 uur";
+    // U+0378 is unassigned: no font can have it. The emoji and the Chinese print as written.
+    let restriction = "Alleen 🙂 bij\tkoorts; 中文 geen ‘tube’ — ≤ 48 uur \u{378}";
     record.treatment_limits.antibiotics = Some(TreatmentLimit {
         decision: Decision::new(DecisionCode::PerformWithRestrictions, Some(restriction.into())).unwrap(),
         explanation: None,
@@ -329,8 +330,94 @@ fn characters_the_font_lacks_are_printed_as_code_points_not_lost() {
     assert!(String::from_utf8_lossy(&pdf).contains("<pdfaid:part>2</pdfaid:part>"), "still PDF/A");
     let dir = temp_dir("codepoints");
     let text = squash(&pdftotext(&pdf, &dir, "letter"));
-    let want = "Behandeling met antibiotica: Ja, maar met beperkingen: Alleen [U+1F642] bij koorts; [U+4E2D][U+6587] geen ‘tube’ — ≤ 48 uur";
+    let want = "Behandeling met antibiotica: Ja, maar met beperkingen: Alleen 🙂 bij koorts; 中文 geen ‘tube’ — ≤ 48 uur [U+0378]";
     assert!(text.contains(want), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+// --- every script (issue 11 item 6) and a word of 160,000 characters (issue 17 item 2) -------------------
+
+/// Text as pdftotext gives it, without the direction marks it puts around right-to-left text
+/// (U+202A-U+202E), squashed.
+fn without_direction_marks(text: &str) -> String {
+    squash(&text.chars().filter(|c| !('\u{202A}'..='\u{202E}').contains(c)).collect::<String>())
+}
+
+#[test]
+fn every_script_of_a_restriction_and_the_care_wishes_prints_and_reads_back() {
+    if !tool_ready("pdftotext", &["-v"], "apt-get install -y poppler-utils") {
+        return;
+    }
+    let (_, _, mut record) = fixture_paths().remove(0);
+    // Left-to-right scripts: Chinese (simplified and traditional), Japanese, Korean, Hindi, Thai,
+    // Tigrinya, Russian, Greek, emoji.
+    let ltr = "不要抢救 不要搶救 蘇生しないでください 심폐소생술 거부 पुनर्जीवन नहीं ไม่ต้องการ ኣይትሕደስ Не реанимировать Όχι ανάνηψη 🙂 ❤ 👍";
+    // Right-to-left: Hebrew, and Arabic words without the lam-alef ligature (see below).
+    let hebrew = "אין החייאה";
+    let arabic = "عدم إنعاش المريض";
+    let restriction = format!("Alleen thuis: {ltr} en {hebrew} en {arabic} einde");
+    record.treatment_limits.hospital_admission = Some(TreatmentLimit {
+        decision: Decision::new(DecisionCode::PerformWithRestrictions, Some(restriction.clone())).unwrap(),
+        explanation: None,
+        discussed_on: None,
+    });
+    // Lam-alef is one glyph (a ligature) for two letters: pdftotext gives its two letters in
+    // reverse, which is poppler's reading of a right-to-left ligature, not the PDF's content.
+    let wishes = "Wil thuis sterven; لا إنعاش الآن. 家族に連絡してください。";
+    record.care_wishes = Some(wishes.to_owned());
+    let pdf = post_pdf(&record, Role::MedischSpecialist, Role::SpecialistOuderengeneeskunde);
+    let raw = String::from_utf8_lossy(&pdf);
+    assert!(raw.contains("<pdfaid:part>2</pdfaid:part><pdfaid:conformance>U</pdfaid:conformance>"), "PDF/A-2u, validated");
+    let dir = temp_dir("scripts");
+    let text = without_direction_marks(&pdftotext(&pdf, &dir, "letter"));
+    assert!(!text.contains("[U+"), "no code points: every character has a font\n{text}");
+    // Left-to-right text reads back exactly, in order.
+    assert!(text.contains(&squash(&format!("Alleen thuis: {ltr} en"))), "{text}");
+    // Right-to-left phrases read back in logical order, each in its place in the Dutch sentence.
+    // poppler drops the space after a right-to-left phrase (the page shows it: the phrase is drawn
+    // one space's width before the next word), so that space is allowed to be missing here.
+    for (rtl, next) in [(hebrew, "en"), (arabic, "einde")] {
+        assert!(
+            text.contains(&format!(" {rtl} {next}")) || text.contains(&format!(" {rtl}{next}")),
+            "{rtl}:\n{text}"
+        );
+    }
+    assert!(text.contains("Wil thuis sterven;") && text.contains("家族に連絡してください。"), "{text}");
+    // With the ligature: the words without it exactly, the ligature's letters all there.
+    assert!(text.contains("إنعاش"), "{text}");
+    let letters = |s: &str| {
+        let mut v: Vec<char> = s.chars().filter(|c| ('\u{0600}'..='\u{06FF}').contains(c)).collect();
+        v.sort_unstable();
+        v
+    };
+    assert_eq!(letters(&text), letters(&format!("{arabic}{wishes}")), "{text}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn a_word_of_160000_characters_prints_whole_across_lines_and_pages() {
+    if !tool_ready("pdftotext", &["-v"], "apt-get install -y poppler-utils") {
+        return;
+    }
+    let (_, _, mut record) = fixture_paths().remove(0);
+    // Numbered pieces, so a lost, doubled or reordered piece shows.
+    let word: String = (0..20_000).map(|i| format!("w{i:07}")).collect();
+    assert_eq!(word.len(), 160_000);
+    record.patient.name.family = Some(word.clone());
+    record.care_wishes = Some(format!("Voor {word} na"));
+    let pdf = post_pdf(&record, Role::MedischSpecialist, Role::SpecialistOuderengeneeskunde);
+    assert!(String::from_utf8_lossy(&pdf).contains("<pdfaid:part>2</pdfaid:part>"), "PDF/A");
+    let dir = temp_dir("longword");
+    let text = pdftotext(&pdf, &dir, "letter");
+    // The page furniture (running header, footer) comes between the pages' lines; the word's lines
+    // themselves, joined, are the word.
+    let body: String = text
+        .split('\u{c}')
+        .flat_map(|page| page.lines().filter(|l| !l.starts_with("Proactieve zorgplanning:") && !l.starts_with("Pagina ")))
+        .flat_map(|l| l.split_whitespace())
+        .collect();
+    assert!(body.contains(&format!("Voor{word}na")), "the care wishes' word is not whole");
+    assert!(body.matches(&word).count() >= 2, "the name's word (in the letter) is not whole");
     let _ = std::fs::remove_dir_all(&dir);
 }
 

@@ -316,6 +316,46 @@ fn an_independent_parser_reads_what_the_writer_wrote() {
     }
 }
 
+/// Issue 11 item 6: text UNOA cannot carry (Arabic, Chinese, emoji) is never lost silently. The
+/// letter opens with a note naming how many characters, that they show as `?`, who has the original
+/// and by which reference; pydifact reads the note as the first TXT lines. A Dutch letter (accents
+/// are transliterated, not lost) has no note.
+#[test]
+fn text_unoa_cannot_carry_is_announced_at_the_top_of_the_letter() {
+    let mut record = full(3);
+    let restriction = "Alleen thuis: لا إنعاش, 不要抢救 🙂";
+    record.treatment_limits.hospital_admission = Some(TreatmentLimit {
+        decision: Decision::new(DecisionCode::PerformWithRestrictions, Some(restriction.into())).unwrap(),
+        explanation: None,
+        discussed_on: None,
+    });
+    record.care_wishes = Some("Familie spreekt Arabisch: عائلة".into());
+    for message in [MedeurMessage::Medvri, MedeurMessage::Medspe] {
+        let text = render(&record, &settings(message));
+        let segs = read(&text);
+        let reference = segs[0].value(4, 0).unwrap_or_default().to_owned();
+        let lines = txt_lines(&segs);
+        let note = prose(&lines[..6]);
+        // ل ا إ ن ع ش 不 要 抢 救 🙂 ئ ة: the distinct characters sent as '?'.
+        let lost = acp_gateway::render::edifact::lost_characters(&record);
+        assert_eq!(lost.len(), 13, "{lost:?}");
+        assert!(note.starts_with("LET OP: 13 verschillende tekens in deze brief"), "{note}");
+        assert!(note.contains("staat hieronder als '?'"), "{note}");
+        assert!(note.contains(&format!("Edifact-referentie {reference}")), "{note}");
+        assert!(note.contains("Ziekenhuis Noord + Zuid"), "the sender who has the original: {note}");
+        assert!(prose(&lines).contains("Alleen thuis: ?? ?????, ???? ?"), "{}", prose(&lines));
+        if pydifact_available() {
+            let theirs = oracle(&[("lost".into(), text.clone())]);
+            assert_eq!(theirs[0], as_json(&segs), "pydifact reads the note as the writer wrote it");
+        }
+    }
+    for (i, (record, s)) in cases().into_iter().enumerate() {
+        let text = render(&record, &s);
+        assert!(!text.contains("LET OP"), "case {i}: a Dutch letter has no note");
+        assert!(acp_gateway::render::edifact::lost_characters(&record).is_empty(), "case {i}");
+    }
+}
+
 // --- properties ----------------------------------------------------------------------------------------
 
 fn text_strategy() -> impl Strategy<Value = String> {

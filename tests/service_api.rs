@@ -41,6 +41,40 @@ async fn discharge_with_agreement_is_pending_on_edifact(h: &Harness) {
     assert_eq!(channels, ["edifact", "fhir"]);
 }
 
+/// Issue 11 item 6: a record with text the Edifact character set cannot carry is accepted, and the
+/// 201 answer warns about that route (the letter itself opens with a note); a Dutch record has no
+/// such warning.
+async fn text_edifact_cannot_carry_is_a_warning_on_its_route(h: &Harness) {
+    let mut r = record(BSN, Some("agreed"));
+    r["care_wishes"] = json!("Familie spreekt Arabisch: عائلة 🙂");
+    let resp = h.send(h.http.post(h.url("/v1/handovers")).bearer_auth(HOSPITAL).json(&discharge(r))).await;
+    assert_eq!(resp.0, 201, "{:#}", resp.2);
+    assert_eq!(routes(&resp.2)[0]["channel"], "edifact");
+    let warnings = resp.2["warnings"].as_array().cloned().unwrap_or_default();
+    let w = warnings
+        .iter()
+        .find(|w| w["pointer"] == "/recipients/0" && w["message"].as_str().unwrap_or("").contains("edifact route cannot carry"))
+        .unwrap_or_else(|| panic!("no warning for the edifact route: {:#}", resp.2));
+    assert_eq!(w["severity"], "warning");
+    assert!(w["message"].as_str().unwrap().contains("6 distinct character(s)"), "{w}");
+    // The route detail keeps saying it: the handover read back has the letter's note at that route.
+    let id = resp.2["id"].as_str().unwrap();
+    let (status, _, detail) = h.send(h.http.get(h.url(&format!("/v1/handovers/{id}"))).bearer_auth(HOSPITAL)).await;
+    assert_eq!(status, 200, "{detail:#}");
+    let notes = detail["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        notes.iter().any(|n| n["pointer"] == "/routes/0" && n["message"].as_str().unwrap_or("").contains("LET OP: 6 verschillende tekens")),
+        "{detail:#}"
+    );
+    let plain = h.send(h.http.post(h.url("/v1/handovers")).bearer_auth(HOSPITAL).json(&discharge(record(BSN, Some("agreed"))))).await;
+    assert_eq!(plain.0, 201);
+    let text = plain.2["warnings"].to_string();
+    assert!(!text.contains("edifact route cannot carry"), "{text}");
+    let id = plain.2["id"].as_str().unwrap();
+    let (_, _, detail) = h.send(h.http.get(h.url(&format!("/v1/handovers/{id}"))).bearer_auth(HOSPITAL)).await;
+    assert!(!detail.to_string().contains("LET OP"), "{detail:#}");
+}
+
 async fn unknown_consent_blocks_every_route_and_spools_nothing(h: &Harness) {
     let mut body = discharge(record(BSN, Some("unknown")));
     body["recipients"][0]["endpoints"]["fhir"] = json!("https://gp.example/fhir");
@@ -379,6 +413,7 @@ async fn operations_endpoints(h: &Harness) {
 
 on_both_databases!(
     discharge_with_agreement_is_pending_on_edifact,
+    text_edifact_cannot_carry_is_a_warning_on_its_route,
     unknown_consent_blocks_every_route_and_spools_nothing,
     an_invalid_record_is_422_with_every_location,
     bsn_contradiction_and_missing_route_are_422,

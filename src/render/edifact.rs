@@ -25,6 +25,9 @@
 //! - `GGA` / `GGO` carry name, department and institution; their address and phone elements are not
 //!   sent (nothing configures them yet). In `ART` the recipient's name fills the family-name component
 //!   of the doctor's name, since a deployment knows it as one string.
+//! - Text UNOA cannot carry even transliterated (Arabic, Chinese, emoji) is sent as `?`, and the letter
+//!   then opens with a note: how many characters, that they show as `?`, and that the original is with
+//!   the sender (named, with the interchange reference). The intake warns about it on the route.
 //! - Values are cut to their Medeur length (names a..40, department and institution a..70, specialty
 //!   a..30) after UNOA transliteration; a doctor code that is not 6 digits is left out.
 
@@ -329,10 +332,51 @@ fn det(stamp: Stamp) -> Segment {
     Segment::new("DET").composite([stamp.yy(), stamp.mm(), stamp.dd()]).composite(stamp.hhmm())
 }
 
+/// The characters of the record's letter that UNOA cannot carry (sent as `?`): the intake warns
+/// about them on an Edifact route, and the letter opens with [`transliteration_note`].
+pub fn lost_characters(record: &AcpRecord) -> Vec<char> {
+    edifact::lost_in_unoa(&letter::render(record))
+}
+
+/// The opening note of a stored Edifact interchange, when its letter has one (as the route detail
+/// shows it after the intake's answer is gone): the note's text, in one line.
+pub fn transliteration_note_of(interchange: &str) -> Option<String> {
+    let segments = edifact::read(interchange).ok()?;
+    let mut lines = segments.iter().filter(|s| s.tag == "TXT").map(|s| s.value(0, 0).unwrap_or_default().trim());
+    let first = lines.next().filter(|l| l.starts_with(NOTE_START))?;
+    let rest = lines.take_while(|l| !l.is_empty());
+    Some(std::iter::once(first).chain(rest).collect::<Vec<_>>().join(" "))
+}
+
+/// How the note starts (and nothing else in a letter does: the letter starts with its title).
+const NOTE_START: &str = "LET OP: ";
+
+/// The paragraph that opens an Edifact letter whose text lost characters: that it did, how they show,
+/// and where the GP gets the original (the sender, by the interchange reference the GP's system
+/// shows with the message).
+fn transliteration_note(lost: usize, sender: &str, reference: &str) -> String {
+    format!(
+        "{NOTE_START}{lost} verschillende tekens in deze brief (bijvoorbeeld Arabisch, Chinees of emoji) \
+         kan Edifact niet overbrengen; elk staat hieronder als '?'. De oorspronkelijke tekst staat in \
+         de overdracht bij de afzender ({sender}): vraag die op met Edifact-referentie {reference}, of \
+         lees de PDF-brief of beveiligde e-mail als u die ook ontving.\n\n"
+    )
+}
+
 /// The letter as `TXT:n` lines of at most 70 characters. A blank line of the letter is sent as one
-/// space: a `TXT` without text is an empty segment, which readers may refuse.
-fn text_lines(record: &AcpRecord) -> Vec<Segment> {
-    let letter = letter::render(record);
+/// space: a `TXT` without text is an empty segment, which readers may refuse. A letter with text UNOA
+/// cannot carry opens with a note that says so (issue 11: never silently).
+fn text_lines(record: &AcpRecord, settings: &EdifactSettings, reference: &str) -> Vec<Segment> {
+    let mut letter = letter::render(record);
+    let lost = edifact::lost_in_unoa(&letter);
+    if !lost.is_empty() {
+        let sender = [sender_name(record, settings), fit(&settings.sender.institution, 70)]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        letter.insert_str(0, &transliteration_note(lost.len(), &sender, reference));
+    }
     let lines =
         edifact::wrap(letter.trim_end(), MAX_TEXT_LINE)
             .into_iter()
@@ -341,7 +385,7 @@ fn text_lines(record: &AcpRecord) -> Vec<Segment> {
 }
 
 /// The message body (between UNH and UNT).
-fn body(record: &AcpRecord, settings: &EdifactSettings, conversation: Stamp) -> Vec<Segment> {
+fn body(record: &AcpRecord, settings: &EdifactSettings, conversation: Stamp, reference: &str) -> Vec<Segment> {
     let sender = sender_name(record, settings);
     let code = |c: &str| if is_doctor_code(c) { c.to_owned() } else { String::new() };
     let mut out = Vec::new();
@@ -355,7 +399,7 @@ fn body(record: &AcpRecord, settings: &EdifactSettings, conversation: Stamp) -> 
             );
             out.push(det(conversation));
             out.extend(pid(record));
-            out.extend(text_lines(record));
+            out.extend(text_lines(record, settings, reference));
             out.push(Segment::new("GGO").simple(fit(&settings.recipient.name, 40)));
         }
         MedeurMessage::Medspe => {
@@ -379,7 +423,7 @@ fn body(record: &AcpRecord, settings: &EdifactSettings, conversation: Stamp) -> 
             }
             out.extend(pid(record));
             out.push(det(conversation));
-            out.extend(text_lines(record));
+            out.extend(text_lines(record, settings, reference));
         }
     }
     out
@@ -397,12 +441,8 @@ pub fn segments(record: &AcpRecord, settings: &EdifactSettings) -> Vec<Segment> 
         time: prepared.hhmm().concat(),
         reference: reference.clone(),
     };
-    let message = Message {
-        reference,
-        message_type: settings.message.code().to_owned(),
-        version: "1".to_owned(),
-        body: body(record, settings, conversation.unwrap_or(prepared)),
-    };
+    let body = body(record, settings, conversation.unwrap_or(prepared), &reference);
+    let message = Message { reference, message_type: settings.message.code().to_owned(), version: "1".to_owned(), body };
     edifact::interchange(&header, &[message])
 }
 

@@ -205,6 +205,28 @@ fn handover_view(h: &HandoverRow, routes: &[RouteRow], warnings: Vec<ProblemItem
     }
 }
 
+/// The warning for a route whose channel cannot carry some of the letter's characters (Edifact: UNOA),
+/// so the sender knows before the GP does (issue 11 item 6). The letter itself says it at the top.
+fn transliteration_warning(channel: routing::Channel, record: &AcpRecord, recipient: usize) -> Option<Problem> {
+    if channel != routing::Channel::Edifact {
+        return None;
+    }
+    let lost = crate::render::edifact::lost_characters(record);
+    let examples: Vec<String> = lost.iter().take(5).map(|c| format!("'{c}' (U+{:04X})", *c as u32)).collect();
+    (!lost.is_empty()).then(|| {
+        Problem::warning(
+            IssueType::NotSupported,
+            Location::JsonPointer(format!("/recipients/{recipient}")),
+            format!(
+                "the edifact route cannot carry {} distinct character(s) of the letter, e.g. {}: Edifact (UNOA) \
+                 sends each as '?', and the letter opens with a note that the original text is with the sender",
+                lost.len(),
+                examples.join(", ")
+            ),
+        )
+    })
+}
+
 /// The routes of a handover the caller may see; `None` when it may not see the handover at all.
 /// A sender sees every route; a recipient organisation sees the routes addressed to it, once consent
 /// permits them (a blocked route must not tell the recipient the patient exists).
@@ -566,7 +588,10 @@ impl Gateway {
             };
             for channel in channels {
                 match render::render_route(channel, &record, &recipient.raw, &render::RouteContext { sender: &envelope.sender.raw, recipient_index: i, source_date_epoch: None }) {
-                    Ok(message) => routes.push(PreparedRoute { recipient: recipient.clone(), channel, message }),
+                    Ok(message) => {
+                        warnings.extend(transliteration_warning(channel, &record, i));
+                        routes.push(PreparedRoute { recipient: recipient.clone(), channel, message })
+                    }
                     Err(e) => problems.push(problem(
                         IssueType::Required,
                         format!("/recipients/{i}{}", e.recipient_pointer.unwrap_or_default()),
@@ -619,7 +644,23 @@ impl Gateway {
             ..self.event(caller, Scope::HandoversRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
         };
         self.append_alone(&[event]).await?;
-        Ok(handover_view(&h, &routes, Vec::new()))
+        let warnings = self.route_notes(&routes).await?;
+        Ok(handover_view(&h, &routes, warnings))
+    }
+
+    /// What a route's stored message says it could not carry (an Edifact letter opens with a note when
+    /// text was sent as `?`), as warnings at `/routes/{k}`: the route detail keeps saying so after the
+    /// intake's answer. Nothing once the message has been purged.
+    async fn route_notes(&self, routes: &[RouteRow]) -> Result<Vec<ProblemItem>> {
+        let mut out = Vec::new();
+        for (k, r) in routes.iter().enumerate().filter(|(_, r)| r.channel == routing::Channel::Edifact.key()) {
+            let Some((_, body, encoding)) = store::outbox::message(self.db.reader(), &r.id).await? else { continue };
+            if let Some(note) = (encoding == "utf-8").then(|| crate::render::edifact::transliteration_note_of(&body)).flatten() {
+                let message = format!("the edifact letter could not carry all of the text; it opens with: {note}");
+                out.push(problem_item(&Problem::warning(IssueType::NotSupported, Location::JsonPointer(format!("/routes/{k}")), message)));
+            }
+        }
+        Ok(out)
     }
 
     /// `GET /v1/handovers?patient=&status=`: the caller's handovers, newest first.

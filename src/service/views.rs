@@ -29,7 +29,8 @@ pub struct HandoverView {
     pub sharing_consent: Option<String>,
     pub created_at: String,
     pub routes: Vec<RouteView>,
-    /// Warnings of validation (missing recommended items): accepted, but worth fixing.
+    /// Warnings of validation (missing recommended items): accepted, but worth fixing. Also, at
+    /// `/recipients/{i}` (intake) or `/routes/{k}` (read back), text a route's channel cannot carry.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<ProblemItem>,
 }
