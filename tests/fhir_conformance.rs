@@ -166,6 +166,7 @@ fn full() -> AcpRecord {
                 document: None,
             },
         ],
+        directives_not_in_force: Vec::new(),
     }
 }
 
