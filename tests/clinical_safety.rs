@@ -8,7 +8,10 @@
 //! - in the FHIR output every decision keeps its exact meaning: `Niet uitvoeren` is always `deny`, a
 //!   restriction is never a `permit` and its text is carried verbatim in `specificationOther`,
 //!   `Onbekend` is never a decision either way;
-//! - the clinical letter states every limit with its decision and restriction text.
+//! - the clinical letter states every limit with its decision and restriction text;
+//! - a directive not in force (ended, draft, proposed, rejected, entered in error) never reads as a
+//!   current limit: not as an active Consent in FHIR, not among the letter's limits (section 4), only in
+//!   its own section after everything current.
 //!
 //! The normal run checks 10,000 records per property; set `ACP_SAFETY_CASES` for a longer (nightly)
 //! run, e.g. `ACP_SAFETY_CASES=200000 cargo test --release --test clinical_safety`.
@@ -45,18 +48,28 @@ fn read_back(bytes: &[u8]) -> Result<AcpRecord, TestCaseError> {
     Ok(result.record.expect("a valid input has a record"))
 }
 
-/// The treatment-directive Consents of a FHIR Bundle (JSON), by the treatment they are about:
-/// (treatment code or OTH text, provision.type, specificationOther text).
+/// Whether a directive Consent is a current limit as any receiver reads FHIR: status `active` and no
+/// `provision.period.end` at all (the gateway writes the end only for a directive not in force).
+fn is_current(consent: &Value) -> bool {
+    consent["status"] == "active" && consent["provision"]["period"]["end"].is_null()
+}
+
+/// The treatment-directive Consents of a FHIR Bundle (JSON) that are current limits, by the treatment
+/// they are about: (treatment code or OTH text, provision.type, specificationOther text).
 fn treatment_consents(bundle: &Value) -> Vec<(String, Option<String>, Option<String>)> {
+    directive_consents(bundle, "treatment", true)
+}
+
+/// The directive Consents of a scope (`treatment`, `adr`), current ones or the others.
+fn directive_consents(bundle: &Value, scope: &str, current: bool) -> Vec<(String, Option<String>, Option<String>)> {
     let spec_other = &mappings::get().canonicals.extensions["specification-other"];
     let mut out = Vec::new();
     for entry in bundle["entry"].as_array().into_iter().flatten() {
         let r = &entry["resource"];
-        if r["resourceType"] != "Consent" {
+        if r["resourceType"] != "Consent" || is_current(r) != current {
             continue;
         }
-        let scope = r["scope"]["coding"][0]["code"].as_str().unwrap_or_default();
-        if scope != "treatment" {
+        if r["scope"]["coding"][0]["code"].as_str().unwrap_or_default() != scope {
             continue;
         }
         let code = &r["provision"]["code"][0];
@@ -154,6 +167,98 @@ proptest! {
                 .position(|c| c.0 == name && assert_decision_shown("4g", &other.limit.decision, c).is_ok());
             prop_assert!(found.is_some(), "4g limit {:?} lost its meaning among {:?}", other, others);
             others.remove(found.unwrap_or_default());
+        }
+    }
+}
+
+/// Whether a directive not in force is a treatment directive (4a-g, 4i) rather than an advance directive.
+fn is_treatment_directive(d: &DirectiveNotInForce) -> bool {
+    !matches!(d.directive, RecordedDirective::AdvanceDirective(_))
+}
+
+/// The letter's section 4 (the current limits): from its heading to section 5.
+fn current_limits_section(letter: &str) -> &str {
+    let start = letter.find("\n4. Behandelgrenzen\n").expect("section 4");
+    let end = letter[start..].find("\n5. Behandelwensen").map_or(letter.len(), |e| start + e);
+    &letter[start..end]
+}
+
+/// The heading of the letter's section of directives not in force.
+const NOT_IN_FORCE_HEADING: &str = "Niet (meer) geldende afspraken - geen behandelgrens:";
+
+proptest! {
+    #![proptest_config(config(10_000))]
+
+    /// No directive that is not in force ever reads as a current limit: in the FHIR output every
+    /// Consent that is a current limit (status active, no end) is one of the record's current limits,
+    /// each directive not in force is a Consent of its own status (with its end), and in the letter a
+    /// treatment whose only directive is not in force reads "niet vastgelegd" among the limits, while
+    /// the directive stands in its own section after everything current.
+    #[test]
+    fn directives_not_in_force_never_read_as_current_limits(record in arb_record()) {
+        let bundle: Value = serde_json::from_str(&render::fhir::to_json(
+            &render::fhir::bundle(&record, BundleKind::Collection),
+        ))
+        .expect("the renderer writes JSON");
+        // FHIR: the current Consents are exactly the current limits (4a-g, 4i) and advance directives.
+        let current = directive_consents(&bundle, "treatment", true);
+        let expected = NAMED_TREATMENTS.iter().filter(|t| record.treatment_limits.get(**t).is_some()).count()
+            + record.treatment_limits.other.len()
+            + usize::from(record.icd_deactivation.is_some());
+        prop_assert_eq!(current.len(), expected, "current treatment Consents");
+        prop_assert_eq!(directive_consents(&bundle, "adr", true).len(), record.advance_directives.len());
+        let aside_treatments = record.directives_not_in_force.iter().filter(|d| is_treatment_directive(d)).count();
+        prop_assert_eq!(directive_consents(&bundle, "treatment", false).len(), aside_treatments, "Consents not in force");
+        prop_assert_eq!(
+            directive_consents(&bundle, "adr", false).len(),
+            record.directives_not_in_force.len() - aside_treatments
+        );
+        for t in NAMED_TREATMENTS {
+            let code = &t.entry().coding.code;
+            if record.treatment_limits.get(t).is_none() {
+                prop_assert!(!current.iter().any(|c| &c.0 == code), "{:?} has no current limit, yet an active Consent", t);
+            }
+        }
+        // The letter: section 4 shows only current limits; the rest stands in its own section.
+        let letter = render::letter::render(&record);
+        let limits = current_limits_section(&letter);
+        let labels = [
+            (Treatment::Resuscitation, "  4a. Reanimatie: "),
+            (Treatment::InvasiveVentilation, "  4b. Kunstmatige invasieve beademing: "),
+            (Treatment::IcuAdmission, "  4c. Opname op intensive care: "),
+            (Treatment::HospitalAdmission, "  4d. Opname in ziekenhuis: "),
+            (Treatment::Antibiotics, "  4e. Behandeling met antibiotica: "),
+            (Treatment::BloodProducts, "  4f. Toediening van een bloedproduct: "),
+        ];
+        for (t, label) in labels {
+            let line = limits.lines().find(|l| l.starts_with(label));
+            prop_assert!(line.is_some(), "{:?}: no line in section 4:\n{}", t, limits);
+            if record.treatment_limits.get(t).is_none() {
+                prop_assert_eq!(line.unwrap_or_default(), format!("{label}niet vastgelegd"), "{:?}", t);
+            }
+        }
+        let other_lines = limits.lines().filter(|l| l.starts_with("  4g. Overige behandelgrens (")).count();
+        prop_assert_eq!(other_lines, record.treatment_limits.other.len(), "4g lines in section 4");
+        if record.icd_deactivation.is_none() {
+            let icd_line = limits.lines().find(|l| l.starts_with("  4i. "));
+            prop_assert!(icd_line.is_none_or(|l| l.ends_with(": niet vastgelegd")), "4i: {:?}", icd_line);
+        }
+        prop_assert!(!limits.contains(NOT_IN_FORCE_HEADING));
+        match letter.find(NOT_IN_FORCE_HEADING) {
+            None => prop_assert!(record.directives_not_in_force.is_empty(), "directives not in force are missing:\n{}", letter),
+            Some(at) => {
+                prop_assert!(at > letter.find("\nWilsverklaringen\n").unwrap_or(usize::MAX), "the section comes after everything current");
+                let items = letter[at..].lines().filter(|l| l.starts_with("  - ")).count();
+                prop_assert_eq!(items, record.directives_not_in_force.len(), "one line per directive not in force");
+                for d in &record.directives_not_in_force {
+                    let status = d.status.entry().coding.display.as_str();
+                    let shown = match (&d.ended_on, d.status) {
+                        (Some(_), DirectiveStatus::Active | DirectiveStatus::Inactive) => "beëindigd op",
+                        _ => status,
+                    };
+                    prop_assert!(letter[at..].contains(&format!("[{shown}")), "status {:?} not shown", d.status);
+                }
+            }
         }
     }
 }

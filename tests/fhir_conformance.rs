@@ -166,6 +166,7 @@ fn full() -> AcpRecord {
                 document: None,
             },
         ],
+        directives_not_in_force: Vec::new(),
     }
 }
 
@@ -548,8 +549,24 @@ fn conforms(label: &str, record: &AcpRecord, b: &Value, kind: BundleKind) {
     // ACP-TreatmentDirective.
     let treatments = mappings::get().valueset("treatment");
     let icd_code = &Treatment::IcdDeactivation.entry().coding;
+    // A current directive is `active` without an end; one not in force has its own status (or the
+    // end that took it out of force).
+    let statuses = mappings::get().valueset("directive-status");
+    let current = |c: &Value| c["status"] == t.status("consent") && c["provision"]["period"]["end"].is_null();
+    for c in profiled(b, "treatment-directive").into_iter().chain(profiled(b, "advance-directive")) {
+        let status = c["status"].as_str().unwrap_or_default();
+        assert!(statuses.by_key(status).is_some(), "{}", ctx(&format!("Consent.status {status}")));
+    }
+    let not_in_force = |ad: bool| {
+        record.directives_not_in_force.iter().filter(|d| matches!(d.directive, RecordedDirective::AdvanceDirective(_)) == ad).count()
+    };
+    assert_eq!(
+        profiled(b, "treatment-directive").into_iter().filter(|c| !current(c)).count(),
+        not_in_force(false),
+        "{}",
+        ctx("treatment directives not in force")
+    );
     for c in profiled(b, "treatment-directive") {
-        assert_eq!(c["status"], t.status("consent"), "{}", ctx("Consent.status"));
         assert!(is(&c["scope"], fixed("treatment-directive-scope")), "{}", ctx("scope treatment"));
         assert!(
             c["category"].as_array().unwrap().iter().any(|cat| is(cat, fixed("treatment-directive-category"))),
@@ -596,7 +613,8 @@ fn conforms(label: &str, record: &AcpRecord, b: &Value, kind: BundleKind) {
 
     // ACP-AdvanceDirective.
     let directives = profiled(b, "advance-directive");
-    assert_eq!(directives.len(), record.advance_directives.len(), "{}", ctx("one AdvanceDirective each"));
+    assert_eq!(directives.iter().filter(|c| current(c)).count(), record.advance_directives.len(), "{}", ctx("one AdvanceDirective each"));
+    assert_eq!(directives.len(), record.advance_directives.len() + not_in_force(true), "{}", ctx("and one per wilsverklaring not in force"));
     for c in directives {
         assert!(is(&c["scope"], fixed("advance-directive-scope")), "{}", ctx("scope adr"));
         assert!(

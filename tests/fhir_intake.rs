@@ -87,18 +87,17 @@ fn every_nictiz_example_reads_without_errors() {
 fn nictiz_treatment_directive_decoded_field_by_field() {
     let i = read("../shared/reference/nictiz-zib2020/examples/nl-core-TreatmentDirective2-01.xml");
     let r = assert_valid(&i, "nl-core-TreatmentDirective2-01");
-    let icu = r.treatment_limits.icu_admission.as_ref().expect("4c opname op intensive care");
-    assert_eq!(icu.decision, Decision::Perform);
-    assert_eq!(icu.decision.restriction(), None);
-    assert_eq!(icu.explanation, None);
-    assert_eq!(icu.discussed_on, date("2012-09-11"));
-    for t in NAMED_TREATMENTS.iter().filter(|t| **t != Treatment::IcuAdmission) {
-        assert!(r.treatment_limits.get(*t).is_none(), "{t:?}");
-    }
-    assert!(r.treatment_limits.other.is_empty() && r.icd_deactivation.is_none());
-    // What the record cannot hold is said, where it is.
+    // The example is inactive (ended 2012-10-15): not a current limit, carried apart as it was.
+    assert!(r.treatment_limits.is_empty() && r.icd_deactivation.is_none(), "{:#?}", r.treatment_limits);
+    let [d] = r.directives_not_in_force.as_slice() else { panic!("{:#?}", r.directives_not_in_force) };
+    assert_eq!((d.status, d.ended_on.clone()), (DirectiveStatus::Inactive, date("2012-10-15")));
+    let RecordedDirective::TreatmentLimit(l) = &d.directive else { panic!("{d:#?}") };
+    assert_eq!(l.treatment, Treatment::IcuAdmission, "4c opname op intensive care");
+    assert_eq!(l.limit.decision, Decision::Perform);
+    assert_eq!(l.limit.explanation, None);
+    assert_eq!(l.limit.discussed_on, date("2012-09-11"));
+    // What takes it out of force, and what the record cannot hold, is said where it is.
     assert!(has(&i, Severity::Warning, IssueType::Value, "Consent.status"), "{:#?}", i.problems);
-    assert!(has(&i, Severity::Warning, IssueType::NotSupported, "Consent.provision.period.end"));
     let reason = i
         .problems
         .iter()

@@ -294,6 +294,7 @@ fn hendrik_hartman() -> AcpRecord {
         relatives_informed: Some(true),
         sharing_consent: Some(SharingConsent::Agreed),
         advance_directives: vec![],
+        directives_not_in_force: vec![],
     }
 }
 
@@ -977,6 +978,7 @@ fn variants() -> Vec<AcpRecord> {
                     comment: None,
                     document: None,
                 }],
+                directives_not_in_force: vec![],
             }
         })
         .chain([AcpRecord {

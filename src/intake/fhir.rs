@@ -43,7 +43,15 @@
 //! the record has no place for is one warning. An unknown `modifierExtension` (or `implicitRules`) is an
 //! error and the resource is not read: FHIR forbids processing a resource whose modifier one does not
 //! understand. A status that takes a resource out of force (entered-in-error, rejected, cancelled, ...)
-//! is a warning and the resource is not read.
+//! is a warning and the resource is not read; directives are the exception (below).
+//!
+//! ## Directive status and period
+//! A treatment directive or advance directive is a current limit only when its `status` is `active`
+//! and its `provision.period.end`, if any, is not before the date filled in (before today, Dutch date,
+//! when the input has no date). Every other directive (inactive, ended, draft, proposed, rejected,
+//! entered-in-error) is read in full and carried in `directives_not_in_force` with its status and end
+//! date, with a warning at `status` or `provision.period.end`: never as a current limit, and never
+//! competing with the current limit for the same treatment. A missing or unknown status is an error.
 //!
 //! ## Completeness
 //! Partial (interface.md: "A single resource, or a Bundle that carries only part of the form, is a
@@ -775,10 +783,27 @@ enum Subject {
     Icd,
 }
 
+/// A directive's status and end, as read.
+struct DirectiveState {
+    status: DirectiveStatus,
+    ended_on: Option<FhirDate>,
+    in_force: bool,
+}
+
+impl DirectiveState {
+    /// The directive back when it is in force (to become a current limit); otherwise carried apart.
+    fn set_aside(self, directive: RecordedDirective) -> Result<RecordedDirective, DirectiveNotInForce> {
+        if self.in_force {
+            Ok(directive)
+        } else {
+            Err(DirectiveNotInForce { status: self.status, ended_on: self.ended_on, directive })
+        }
+    }
+}
+
 /// What a status does to a resource.
 enum Gate {
     Read,
-    Warn(&'static str),
     Skip(&'static str),
 }
 
@@ -786,13 +811,9 @@ enum Gate {
 fn gate(kind: Kind, rtype: &str, v: &Value) -> Gate {
     let status = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or_default().to_owned();
     match kind {
-        Kind::TreatmentDirective | Kind::AdvanceDirective => match status("status").as_str() {
-            "inactive" => Gate::Warn("this directive is inactive (it has ended); the record has no place for that, so it is handed over as the directive on file"),
-            "draft" | "proposed" => Gate::Warn("this directive is not yet in force (draft or proposed); it is handed over as recorded"),
-            "rejected" => Gate::Skip("this directive was rejected; it is not handed over"),
-            "entered-in-error" => Gate::Skip("this directive was entered in error; it is not handed over"),
-            _ => Gate::Read,
-        },
+        // A directive's status (and period) decides whether it is a current limit or is carried apart
+        // as not in force; the directive readers do that (`Reader::directive_state`).
+        Kind::TreatmentDirective | Kind::AdvanceDirective => Gate::Read,
         Kind::CareWishes | Kind::PlaceOfDeath | Kind::Euthanasia | Kind::OrganDonation | Kind::SenseOfPurpose => {
             match status("status").as_str() {
                 "cancelled" | "entered-in-error" => Gate::Skip("this observation was cancelled or entered in error; it is not handed over"),
@@ -838,7 +859,6 @@ pub fn read(v: &Value, p: &mut Problems) -> (AcpRecord, Completeness) {
         }
         match gate(r.kind, &r.rtype, r.v) {
             Gate::Read => {}
-            Gate::Warn(why) => p.warning(IssueType::Value, &r.path.key("status"), why),
             Gate::Skip(why) => {
                 p.warning(IssueType::Value, &r.path.key("status"), why);
                 input.res[i].skip = true;
@@ -1143,8 +1163,8 @@ struct Reader<'a, 'r> {
     input: Input<'a>,
     r: &'r mut AcpRecord,
     p: &'r mut Problems,
-    /// Which resource filled each treatment slot, and whether it is in force.
-    slots: BTreeMap<String, (usize, bool)>,
+    /// Which resource (in force) filled each treatment slot.
+    slots: BTreeMap<String, usize>,
     /// The form itself (a QuestionnaireResponse) was read.
     form: bool,
     /// Without a Patient resource in the input: the first patient reference met, and where.
@@ -1180,11 +1200,14 @@ impl<'a, 'r> Reader<'a, 'r> {
         self.procedures();
         self.professional(&participants.professionals);
         self.people(&participants.people);
-        for i in self.indices(Kind::TreatmentDirective) {
-            self.treatment_directive(i);
-        }
-        for i in self.indices(Kind::AdvanceDirective) {
-            self.advance_directive(i);
+        // Both kinds in the input's order, so that the directives not in force keep it.
+        for i in 0..self.input.res.len() {
+            match self.input.res[i].kind {
+                _ if self.input.res[i].skip => {}
+                Kind::TreatmentDirective => self.treatment_directive(i),
+                Kind::AdvanceDirective => self.advance_directive(i),
+                _ => {}
+            }
         }
         for i in self.indices(Kind::Goal) {
             self.goal(i);
@@ -1831,13 +1854,11 @@ impl<'a, 'r> Reader<'a, 'r> {
             return;
         };
         skip(&prov, &["id", "actor", "period"]);
-        if prov.get("period").and_then(|pp| pp.get("end")).is_some() {
-            self.p.warning(
-                IssueType::NotSupported,
-                &prov.at("period").key("end"),
-                "the date the directive ended (DatumBeeindigd) has no place in the record; it is not handed over",
-            );
-        }
+        let Some(state) = self.directive_state(i, &prov) else {
+            done(prov, self.p);
+            done(o, self.p);
+            return;
+        };
         let mut pexts = Exts::of(&prov, "extension", self.p);
         for (at, v) in pexts.take_known("reason-for-ending") {
             let why = v.get("valueString").and_then(Value::as_str).unwrap_or_default();
@@ -1882,7 +1903,6 @@ impl<'a, 'r> Reader<'a, 'r> {
         let type_at = prov.at("type");
         done(prov, self.p);
         let at = o.path.clone();
-        let in_force = self.input.res[i].v.get("status").and_then(Value::as_str) != Some("inactive");
         done(o, self.p);
         let Some(subject) = subject else { return };
         let decision_at = if spec_text.is_some() { at.key("modifierExtension") } else { type_at };
@@ -1896,9 +1916,13 @@ impl<'a, 'r> Reader<'a, 'r> {
                         (Some(a), Some(b)) => Some(format!("{a}\n{b}")),
                         (a, b) => a.or(b),
                     };
-                    if self.claim_slot("icd_deactivation", i, in_force, &at) {
-                        self.r.icd_deactivation =
-                            Some(IcdDeactivation { agreement: read.value, explanation, discussed_on });
+                    let d = IcdDeactivation { agreement: read.value, explanation, discussed_on };
+                    match state.set_aside(RecordedDirective::IcdDeactivation(d)) {
+                        Err(d) => self.r.directives_not_in_force.push(d),
+                        Ok(RecordedDirective::IcdDeactivation(d)) if self.claim_slot("icd_deactivation", i, &at) => {
+                            self.r.icd_deactivation = Some(d);
+                        }
+                        Ok(_) => {}
                     }
                 }
                 Err(e) => self.p.error(IssueType::Invariant, &decision_at, e),
@@ -1909,10 +1933,14 @@ impl<'a, 'r> Reader<'a, 'r> {
                         self.p.warning(IssueType::Invariant, &decision_at, w.clone());
                     }
                     let limit = TreatmentLimit { decision: read.value, explanation, discussed_on };
-                    if self.claim_slot(TreatmentLimits::field_name(t), i, in_force, &at) {
-                        if let Some(slot) = self.r.treatment_limits.slot_mut(t) {
-                            *slot = Some(limit);
+                    match state.set_aside(RecordedDirective::TreatmentLimit(NamedTreatmentLimit { treatment: t, limit })) {
+                        Err(d) => self.r.directives_not_in_force.push(d),
+                        Ok(RecordedDirective::TreatmentLimit(l)) if self.claim_slot(TreatmentLimits::field_name(t), i, &at) => {
+                            if let Some(slot) = self.r.treatment_limits.slot_mut(t) {
+                                *slot = Some(l.limit);
+                            }
                         }
+                        Ok(_) => {}
                     }
                 }
                 Err(e) => self.p.error(IssueType::Invariant, &decision_at, e),
@@ -1923,7 +1951,11 @@ impl<'a, 'r> Reader<'a, 'r> {
                         self.p.warning(IssueType::Invariant, &decision_at, w.clone());
                     }
                     let limit = TreatmentLimit { decision: read.value, explanation, discussed_on };
-                    self.r.treatment_limits.other.push(OtherTreatmentLimit { treatment, limit });
+                    match state.set_aside(RecordedDirective::OtherTreatmentLimit(OtherTreatmentLimit { treatment, limit })) {
+                        Err(d) => self.r.directives_not_in_force.push(d),
+                        Ok(RecordedDirective::OtherTreatmentLimit(o)) => self.r.treatment_limits.other.push(o),
+                        Ok(_) => {}
+                    }
                 }
                 Err(e) => self.p.error(IssueType::Invariant, &decision_at, e),
             },
@@ -1957,37 +1989,80 @@ impl<'a, 'r> Reader<'a, 'r> {
         }
     }
 
-    /// One directive per treatment: a second one in force is an error; an ended one gives way to the
-    /// one in force.
-    fn claim_slot(&mut self, slot: &str, i: usize, in_force: bool, at: &Path) -> bool {
+    /// One directive in force per treatment: a second one is an error. Only directives in force claim
+    /// a slot; those not in force are carried apart and never compete with the current limit.
+    fn claim_slot(&mut self, slot: &str, i: usize, at: &Path) -> bool {
         match self.slots.get(slot).copied() {
             None => {
-                self.slots.insert(slot.to_owned(), (i, in_force));
+                self.slots.insert(slot.to_owned(), i);
                 true
             }
-            Some((_, true)) if !in_force => {
-                self.p.warning(
-                    IssueType::Invariant,
-                    at,
-                    format!("an ended directive for {slot} beside one in force; the one in force is handed over"),
-                );
-                false
-            }
-            Some((_, false)) if in_force => {
-                self.p.warning(
-                    IssueType::Invariant,
-                    at,
-                    format!("a directive in force for {slot} replaces an ended one"),
-                );
-                self.slots.insert(slot.to_owned(), (i, in_force));
-                true
-            }
-            Some((prev, _)) => {
+            Some(prev) => {
                 let prev_at = self.input.res[prev].path.location();
-                self.p.error(IssueType::Invariant, at, format!("a second directive for {slot} (the first is {prev_at}); the record holds one decision per treatment"));
+                self.p.error(IssueType::Invariant, at, format!("a second directive in force for {slot} (the first is {prev_at}); the record holds one current decision per treatment"));
                 false
             }
         }
+    }
+
+    /// The status and `provision.period.end` of directive `i`, and whether it is in force: only
+    /// `active` with no end before the date filled in (before today without one). A directive not in
+    /// force gets a warning at what takes it out of force, saying where it goes; `None` (with an
+    /// error) when the status is missing or not a FHIR Consent status.
+    fn directive_state(&mut self, i: usize, prov: &Obj<'a>) -> Option<DirectiveState> {
+        let at = self.input.res[i].path.key("status");
+        let status = match self.input.res[i].v.get("status") {
+            None | Some(Value::Null) => {
+                self.p.error(IssueType::Required, &at, "the directive has no status; only an active directive is a current limit, so without one it cannot be read");
+                return None;
+            }
+            Some(v) => match v.as_str().and_then(DirectiveStatus::from_key) {
+                Some(s) => s,
+                None => {
+                    let allowed = DirectiveStatus::ALL.iter().map(|s| s.key()).collect::<Vec<_>>().join(", ");
+                    self.p.error(IssueType::CodeInvalid, &at, format!("status {v} is not a Consent status ({allowed})"));
+                    return None;
+                }
+            },
+        };
+        let end_at = prov.at("period").key("end");
+        let ended_on = match prov.get("period").and_then(|pp| pp.get("end")) {
+            Some(Value::String(raw)) => parse_date(raw, &end_at, self.p),
+            Some(other) => {
+                self.p.error(IssueType::Value, &end_at, format!("provision.period.end must be a date, not {}", type_name(other)));
+                return None;
+            }
+            None => None,
+        };
+        let day = DirectiveNotInForce::judged_on(self.r.date_filled_in.as_ref());
+        let judged = if self.r.date_filled_in.is_some() { "the date the form was filled in" } else { "today" };
+        let in_force = DirectiveNotInForce::in_force(status, ended_on.as_ref(), &day);
+        const CARRIED: &str = "it is not a current limit: it is handed over apart, as an agreement that is not (or no longer) in force (\"Niet (meer) geldende afspraken\" in the letter, its own status in FHIR), never among the current limits";
+        match (in_force, status, &ended_on) {
+            (true, _, Some(end)) => self.p.warning(
+                IssueType::NotSupported,
+                &end_at,
+                format!("this directive is in force until {end} (DatumBeeindigd); a current limit has no place for its end date, so it is handed over without it"),
+            ),
+            (true, _, None) => {}
+            (false, DirectiveStatus::Active, Some(end)) => self.p.warning(
+                IssueType::Value,
+                &end_at,
+                format!("this directive ended on {end}, before {judged} ({day}); {CARRIED}"),
+            ),
+            (false, _, _) => {
+                let what = match status {
+                    DirectiveStatus::Inactive => "inactive (it has ended)",
+                    DirectiveStatus::Draft => "a draft (not yet agreed)",
+                    DirectiveStatus::Proposed => "proposed (not yet agreed)",
+                    DirectiveStatus::Rejected => "rejected",
+                    DirectiveStatus::EnteredInError => "entered in error",
+                    DirectiveStatus::Active => "active",
+                };
+                self.p.warning(IssueType::Value, &at, format!("this directive is {what} (status '{}'); {CARRIED}", status.key()));
+            }
+        }
+        Some(DirectiveState { status, ended_on, in_force })
     }
 
     // --- advance directives ---------------------------------------------------------------------------
@@ -2020,8 +2095,10 @@ impl<'a, 'r> Reader<'a, 'r> {
             d
         });
         let mut kind = None;
+        let mut state = None;
         if let Some(prov) = o.obj("provision", self.p) {
             skip(&prov, &["id", "actor", "type", "period"]);
+            state = self.directive_state(i, &prov);
             let codes = items(&prov, "code", self.p);
             match codes.as_slice() {
                 [(at, cc)] => kind = concept::<AdvanceDirectiveType>(cc, at, self.p),
@@ -2045,8 +2122,11 @@ impl<'a, 'r> Reader<'a, 'r> {
             );
         }
         done(o, self.p);
-        if let Some(kind) = kind {
-            self.r.advance_directives.push(AdvanceDirective { kind, date, comment: note, document });
+        let (Some(kind), Some(state)) = (kind, state) else { return };
+        match state.set_aside(RecordedDirective::AdvanceDirective(AdvanceDirective { kind, date, comment: note, document })) {
+            Err(d) => self.r.directives_not_in_force.push(d),
+            Ok(RecordedDirective::AdvanceDirective(ad)) => self.r.advance_directives.push(ad),
+            Ok(_) => {}
         }
     }
 
@@ -2569,7 +2649,19 @@ fn merge(r: &mut AcpRecord, q: AcpRecord, at: &Path, p: &mut Problems) {
     fill!(earlier_agreements, "earlier agreements (7)");
     fill!(relatives_informed, "informing relatives (8a)", compare);
     fill!(sharing_consent, "consent to share (8b)");
+    // A directive the discrete resources hold as not in force is not made current by the form, which
+    // has no status: that would turn an ended or withdrawn limit back into a current one.
+    let set_aside = |r: &AcpRecord, is: &dyn Fn(&RecordedDirective) -> bool| r.directives_not_in_force.iter().any(|d| is(&d.directive));
+    let not_from_form = |label: &str, p: &mut Problems| {
+        p.warning(
+            IssueType::Invariant,
+            at,
+            format!("the QuestionnaireResponse gives {label} as current, but its directive is not in force; it stays among the directives not in force"),
+        );
+    };
+    let icd_set_aside = set_aside(r, &|d| matches!(d, RecordedDirective::IcdDeactivation(_)));
     match (&r.icd_deactivation, q.icd_deactivation) {
+        (None, Some(_)) if icd_set_aside => not_from_form("switching off the ICD (4i)", p),
         (None, Some(v)) => r.icd_deactivation = Some(v),
         (Some(a), Some(b)) if a.agreement != b.agreement => differ("switching off the ICD (4i)", p),
         _ => {}
@@ -2589,18 +2681,32 @@ fn merge(r: &mut AcpRecord, q: AcpRecord, at: &Path, p: &mut Problems) {
     }
     for t in NAMED_TREATMENTS {
         let theirs = q.treatment_limits.get(t).cloned();
+        let aside = set_aside(r, &|d| matches!(d, RecordedDirective::TreatmentLimit(l) if l.treatment == t));
         let Some(slot) = r.treatment_limits.slot_mut(t) else { continue };
         match (slot.as_ref(), theirs) {
+            (None, Some(_)) if aside => not_from_form(&format!("treatment {}", t.key()), p),
             (None, Some(v)) => *slot = Some(v),
             (Some(a), Some(b)) if a.decision != b.decision => differ(&format!("treatment {}", t.key()), p),
             _ => {}
         }
     }
     if r.treatment_limits.other.is_empty() {
-        r.treatment_limits.other = q.treatment_limits.other;
+        for o in q.treatment_limits.other {
+            if set_aside(r, &|d| matches!(d, RecordedDirective::OtherTreatmentLimit(x) if x.treatment == o.treatment)) {
+                not_from_form(&format!("the other treatment limit (4g) {:?}", o.treatment.as_deref().unwrap_or("Overige")), p);
+            } else {
+                r.treatment_limits.other.push(o);
+            }
+        }
     }
     if r.advance_directives.is_empty() {
-        r.advance_directives = q.advance_directives;
+        for ad in q.advance_directives {
+            if set_aside(r, &|d| matches!(d, RecordedDirective::AdvanceDirective(x) if x.kind == ad.kind)) {
+                not_from_form(&format!("the advance directive '{}'", ad.kind.key()), p);
+            } else {
+                r.advance_directives.push(ad);
+            }
+        }
     }
 }
 
@@ -2682,6 +2788,9 @@ pub fn locate(pointer: &str) -> Location {
             };
             format!("{}.where(scope.coding.code='{}'){part}", names::CONSENT, names::SCOPE_ADVANCE_DIRECTIVE)
         }
+        ["directives_not_in_force", _, "status", ..] => format!("{}.status", names::CONSENT),
+        ["directives_not_in_force", _, "ended_on", ..] => format!("{}.provision.period.end", names::CONSENT),
+        ["directives_not_in_force", ..] => names::CONSENT.to_owned(),
         ["earlier_agreements", ..] | ["sharing_consent", ..] => return questionnaire::locate(pointer),
         _ => return Location::Document { line: None, column: None },
     };

@@ -1658,6 +1658,7 @@ pub(crate) mod form {
             relatives_informed: Some(true),
             sharing_consent: Some(SharingConsent::Agreed),
             advance_directives: Vec::new(),
+            directives_not_in_force: Vec::new(),
         }
     }
 

@@ -51,14 +51,7 @@ pub fn read(v: &Value, p: &mut Problems) -> AcpRecord {
         Some(Icd { present, product_type, explanation })
     })
     .flatten();
-    r.icd_deactivation = object(&o, "icd_deactivation", p, |o, p| {
-        let agreement = o.coded("agreement", p);
-        let explanation = o.str("explanation", p);
-        let discussed_on = o.date("discussed_on", p);
-        let agreement = require(o, "agreement", agreement, "4i (Afspraak uitzetten ICD)", p)?;
-        Some(IcdDeactivation { agreement, explanation, discussed_on })
-    })
-    .flatten();
+    r.icd_deactivation = object(&o, "icd_deactivation", p, read_icd_deactivation).flatten();
     r.care_wishes = o.str("care_wishes", p);
     r.place_of_death = object(&o, "place_of_death", p, |o, p| {
         let preference = object(o, "preference", p, read_answer).flatten();
@@ -87,6 +80,9 @@ pub fn read(v: &Value, p: &mut Problems) -> AcpRecord {
     r.relatives_informed = o.bool("relatives_informed", p);
     r.sharing_consent = o.coded("sharing_consent", p);
     r.advance_directives = list(&o, "advance_directives", p, read_advance_directive);
+    let day = DirectiveNotInForce::judged_on(r.date_filled_in.as_ref());
+    let judged = if r.date_filled_in.is_some() { "the date filled in" } else { "today" };
+    r.directives_not_in_force = list(&o, "directives_not_in_force", p, |o, p| read_not_in_force(o, p, &day, judged));
     o.finish(p, Severity::Error);
     r
 }
@@ -266,12 +262,91 @@ fn read_treatment_limits(o: &Obj<'_>, p: &mut Problems) -> TreatmentLimits {
             *slot = value;
         }
     }
-    limits.other = list(o, TreatmentLimits::field_name(Treatment::Other), p, |o, p| {
-        let treatment = o.str("treatment", p);
-        let limit = read_treatment_limit(o, p)?;
-        Some(OtherTreatmentLimit { treatment, limit })
-    });
+    limits.other = list(o, TreatmentLimits::field_name(Treatment::Other), p, read_other_limit);
     limits
+}
+
+/// 4g: a limit with the name of its treatment.
+fn read_other_limit(o: &Obj<'_>, p: &mut Problems) -> Option<OtherTreatmentLimit> {
+    let treatment = o.str("treatment", p);
+    let limit = read_treatment_limit(o, p)?;
+    Some(OtherTreatmentLimit { treatment, limit })
+}
+
+fn read_icd_deactivation(o: &Obj<'_>, p: &mut Problems) -> Option<IcdDeactivation> {
+    let agreement = o.coded("agreement", p);
+    let explanation = o.str("explanation", p);
+    let discussed_on = o.date("discussed_on", p);
+    let agreement = require(o, "agreement", agreement, "4i (Afspraak uitzetten ICD)", p)?;
+    Some(IcdDeactivation { agreement, explanation, discussed_on })
+}
+
+/// What a directive not in force was, one key each (the shape the record gives it when current).
+const RECORDED_DIRECTIVES: [&str; 4] = ["treatment_limit", "other_treatment_limit", "icd_deactivation", "advance_directive"];
+
+/// A directive that is not in force: its status, end date and the directive itself. One that is in
+/// force (active, not ended before `day`) is refused here: it belongs among the current limits, and
+/// hiding it in this list would drop a current limit from every output.
+fn read_not_in_force(o: &Obj<'_>, p: &mut Problems, day: &FhirDate, judged: &str) -> Option<DirectiveNotInForce> {
+    let status = o.coded::<DirectiveStatus>("status", p);
+    let ended_on = o.date("ended_on", p);
+    let kinds: Vec<&str> = RECORDED_DIRECTIVES.iter().copied().filter(|k| given(o, k)).collect();
+    let directive = match kinds.as_slice() {
+        [] => {
+            p.error(
+                IssueType::Required,
+                &o.path,
+                format!("say what the directive was: one of {}", RECORDED_DIRECTIVES.join(", ")),
+            );
+            None
+        }
+        [key] => read_recorded_directive(o, key, p),
+        [_, more @ ..] => {
+            for key in more {
+                o.skip(key);
+            }
+            p.error(IssueType::Invariant, &o.at(more[0]), format!("one directive per entry; this one already is a {}", kinds[0]));
+            o.skip(kinds[0]);
+            None
+        }
+    };
+    let status = require(o, "status", status, "the directive's status (FHIR Consent.status)", p)?;
+    if DirectiveNotInForce::in_force(status, ended_on.as_ref(), day) {
+        let why = match &ended_on {
+            Some(end) => format!("an active directive that ends on {end}, not before {judged} ({day}), is in force"),
+            None => "an active directive without an end date is in force".to_owned(),
+        };
+        p.error(
+            IssueType::Invariant,
+            &o.at("status"),
+            format!("{why}: it is a current limit and belongs in treatment_limits, icd_deactivation or advance_directives, not among the directives not in force"),
+        );
+        return None;
+    }
+    Some(DirectiveNotInForce { status, ended_on, directive: directive? })
+}
+
+fn read_recorded_directive(o: &Obj<'_>, key: &str, p: &mut Problems) -> Option<RecordedDirective> {
+    match key {
+        "treatment_limit" => object(o, key, p, |o, p| {
+            let treatment = o.coded::<Treatment>("treatment", p);
+            let limit = read_treatment_limit(o, p);
+            let treatment = require(o, "treatment", treatment, "which of the treatments 4a-f this limit was about", p)?;
+            if !NAMED_TREATMENTS.contains(&treatment) {
+                p.error(
+                    IssueType::Invariant,
+                    &o.at("treatment"),
+                    format!("'{}' is not one of 4a-f: give it as other_treatment_limit or icd_deactivation", treatment.key()),
+                );
+                return None;
+            }
+            Some(RecordedDirective::TreatmentLimit(NamedTreatmentLimit { treatment, limit: limit? }))
+        }),
+        "other_treatment_limit" => object(o, key, p, |o, p| read_other_limit(o, p).map(RecordedDirective::OtherTreatmentLimit)),
+        "icd_deactivation" => object(o, key, p, |o, p| read_icd_deactivation(o, p).map(RecordedDirective::IcdDeactivation)),
+        _ => object(o, key, p, |o, p| read_advance_directive(o, p).map(RecordedDirective::AdvanceDirective)),
+    }
+    .flatten()
 }
 
 /// One treatment limit: the decision (with its restriction text), explanation and discussion date.

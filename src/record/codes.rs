@@ -216,6 +216,20 @@ coded_enum! {
     }
 }
 
+coded_enum! {
+    /// The status of a treatment directive or advance directive (FHIR `Consent.status`). Only a
+    /// directive that is `Active` and whose period has not ended is a current limit; the record keeps
+    /// the others apart, in [`crate::record::DirectiveNotInForce`].
+    DirectiveStatus = "directive-status" {
+        Active = "active",
+        Inactive = "inactive",
+        Draft = "draft",
+        Proposed = "proposed",
+        Rejected = "rejected",
+        EnteredInError = "entered-in-error",
+    }
+}
+
 /// A coded answer whose "Anders" option carries a free-text description ("Anders, namelijk: ...").
 ///
 /// The description can only exist on the "other" answer: the fields are private and [`Answer::new`]
@@ -290,6 +304,7 @@ mod tests {
         check::<EuthanasiaPosition>();
         check::<SharingConsent>();
         check::<AdvanceDirectiveType>();
+        check::<DirectiveStatus>();
     }
 
     #[test]

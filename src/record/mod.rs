@@ -14,6 +14,7 @@
 pub mod codes;
 pub mod date;
 pub mod ids;
+pub mod today;
 
 use serde::Serialize;
 
@@ -83,6 +84,10 @@ pub struct AcpRecord {
     /// Wilsverklaringen (advance directives) the patient has, e.g. a do-not-resuscitate declaration.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub advance_directives: Vec<AdvanceDirective>,
+    /// Directives that are on file but not in force (ended, not yet agreed, rejected, entered in
+    /// error). Never a current limit: kept apart so that every output can show them as such.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub directives_not_in_force: Vec<DirectiveNotInForce>,
 }
 
 /// A person's name as the form asks it: given names, prefix ("van der"), family name.
@@ -444,6 +449,57 @@ pub struct AdvanceDirective {
     pub comment: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub document: Option<Document>,
+}
+
+/// A treatment directive or advance directive that is not in force: not `active`, or active with a
+/// `provision.period` that ended before the date filled in (before today when the record has none).
+/// It keeps the directive exactly as it was written, so that it can be shown (as no limit) and handed
+/// on, but it lives outside `treatment_limits`, `icd_deactivation` and `advance_directives`: nothing
+/// that reads the current limits can mistake it for one.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct DirectiveNotInForce {
+    pub status: DirectiveStatus,
+    /// `provision.period.end` (DatumBeeindigd), when the directive states one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ended_on: Option<FhirDate>,
+    #[serde(flatten)]
+    pub directive: RecordedDirective,
+}
+
+impl DirectiveNotInForce {
+    /// Whether a directive with this status and end date is in force on `day`: only an active one
+    /// whose end (if any) is not before that day.
+    pub fn in_force(status: DirectiveStatus, ended_on: Option<&FhirDate>, day: &FhirDate) -> bool {
+        status == DirectiveStatus::Active && !ended_on.is_some_and(|end| end.cmp_day(day).is_lt())
+    }
+
+    /// The day an end date is judged against: the date the form was filled in, else today (Dutch).
+    pub fn judged_on(date_filled_in: Option<&FhirDate>) -> FhirDate {
+        date_filled_in.cloned().unwrap_or_else(today::dutch_today)
+    }
+}
+
+/// What a directive that is not in force was about, in the shape the record gives it when current.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RecordedDirective {
+    /// One of the treatments 4a-f.
+    TreatmentLimit(NamedTreatmentLimit),
+    /// 4g.
+    OtherTreatmentLimit(OtherTreatmentLimit),
+    /// 4i.
+    IcdDeactivation(IcdDeactivation),
+    /// A wilsverklaring.
+    AdvanceDirective(AdvanceDirective),
+}
+
+/// A limit on one of the named treatments (4a-f) with the treatment it is about.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct NamedTreatmentLimit {
+    /// One of [`NAMED_TREATMENTS`].
+    pub treatment: Treatment,
+    #[serde(flatten)]
+    pub limit: TreatmentLimit,
 }
 
 #[cfg(test)]

@@ -11,6 +11,10 @@
 //!   extension `specificationOther` carries the restriction verbatim, or the first `decision-unknown`
 //!   text marker. A restriction is never written as `permit`. 4i (ICD deactivation) works the same way
 //!   with its own markers, and its treatment is NullFlavor OTH + the text the IKNL examples use.
+//! - **Directives not in force** (`directives_not_in_force`: ended, draft, proposed, rejected, entered
+//!   in error) are written after the current ones as the Consent each was, with its own `status` and
+//!   its end as `provision.period.end`; every current directive has status `active`. The intake reads
+//!   them back as not in force, so record → FHIR → record is lossless and none becomes a current limit.
 //! - **Nothing vanishes**: what the profiles have no place for (7a/7b earlier agreements, 8b consent to
 //!   share, 8a "Nee", ICD "Nee"/"Nog onbekend", the conversation's presence list as the form states it)
 //!   travels in the record's QuestionnaireResponse (`crate::render::questionnaire`), which every Bundle
@@ -50,8 +54,8 @@ use crate::fhir::model::{CodeableConcept, Extension, ExtensionValue, ProvisionTy
 use crate::mappings::{self, Coding};
 use crate::record::{
     AcpRecord, AdvanceDirective, Answer, Coded, ContactPerson, ContactRole, Decision, Email, EmailUse, FhirDate,
-    IcdDeactivationAgreement, Name, NumberUse, Phone, PlaceOfDeath, Relationship, TelecomType, TreatmentLimit,
-    TreatmentLimits, YesNoUnknown, NAMED_TREATMENTS,
+    IcdDeactivation, IcdDeactivationAgreement, Name, NumberUse, OtherTreatmentLimit, Phone, PlaceOfDeath,
+    RecordedDirective, Relationship, TelecomType, TreatmentLimit, TreatmentLimits, YesNoUnknown, NAMED_TREATMENTS,
 };
 
 /// How the receiver is to take the Bundle.
@@ -557,6 +561,11 @@ fn push_unique(list: &mut Vec<CodeableConcept>, c: CodeableConcept) {
     }
 }
 
+/// 4g: NullFlavor OTH (the value set's "Anders") with the treatment's name as text.
+fn other_treatment(other: &OtherTreatmentLimit) -> CodeableConcept {
+    CodeableConcept { text: filled_opt(&other.treatment).map(str::to_owned), ..coded(crate::record::Treatment::Other) }
+}
+
 /// How one decision is written: a `provision.type`, or a `specificationOther` text that overrules
 /// it, never both.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -607,6 +616,7 @@ mod role {
     pub const PROCEDURE: &str = "procedure";
     pub const TREATMENT: &str = "treatment";
     pub const ADVANCE_DIRECTIVE: &str = "advance-directive";
+    pub const NOT_IN_FORCE: &str = "not-in-force";
     pub const GOAL: &str = "goal";
     pub const OBSERVATION: &str = "observation";
     pub const DEVICE: &str = "device";
@@ -703,6 +713,7 @@ impl<'r> Builder<'r> {
         self.encounter_and_procedure();
         self.treatment_directives();
         self.advance_directives();
+        self.directives_not_in_force();
         self.goal();
         self.observations();
         self.icd();
@@ -1036,38 +1047,35 @@ impl<'r> Builder<'r> {
                 out.push(self.limit_directive(&role, coded(t), limit));
             }
         }
-        // 4g: NullFlavor OTH (the value set's "Anders") with the treatment's name as text.
         for (i, other) in limits.other.iter().enumerate() {
             let role = format!("{}/other/{i}", role::TREATMENT);
-            let treatment = CodeableConcept {
-                text: filled_opt(&other.treatment).map(str::to_owned),
-                ..coded(crate::record::Treatment::Other)
-            };
-            out.push(self.limit_directive(&role, treatment, &other.limit));
+            out.push(self.limit_directive(&role, other_treatment(other), &other.limit));
         }
-        // 4i: the ICD deactivation is outside the bound code list: OTH + the agreed text.
         if let Some(icd) = &self.r.icd_deactivation {
             let role = format!("{}/icd-deactivation", role::TREATMENT);
-            let treatment = CodeableConcept {
-                text: Some(tables::get().text("icd-deactivation-treatment").to_owned()),
-                ..coded(crate::record::Treatment::Other)
-            };
-            out.push(self.treatment_directive(
-                &role,
-                treatment,
-                written_icd(icd.agreement),
-                &icd.explanation,
-                icd.discussed_on.as_ref(),
-            ));
+            out.push(self.icd_directive(&role, icd));
         }
         for c in out {
             self.push(c);
         }
     }
 
+    /// 4i: the ICD deactivation is outside the bound code list: OTH + the agreed text.
+    fn icd_directive(&self, role: &str, icd: &IcdDeactivation) -> fhir::Consent {
+        let treatment = CodeableConcept {
+            text: Some(tables::get().text("icd-deactivation-treatment").to_owned()),
+            ..coded(crate::record::Treatment::Other)
+        };
+        self.treatment_directive(role, treatment, written_icd(icd.agreement), &icd.explanation, icd.discussed_on.as_ref())
+    }
+
     fn advance_directive(&self, i: usize, ad: &AdvanceDirective) -> fhir::Consent {
+        self.advance_directive_as(&format!("{}/{i}", role::ADVANCE_DIRECTIVE), ad)
+    }
+
+    fn advance_directive_as(&self, role: &str, ad: &AdvanceDirective) -> fhir::Consent {
         fhir::Consent {
-            id: Some(self.id(&format!("{}/{i}", role::ADVANCE_DIRECTIVE))),
+            id: Some(self.id(role)),
             meta: Self::meta(keys::ADVANCE_DIRECTIVE),
             extension: comment(&ad.comment),
             status: Self::status("consent"),
@@ -1090,6 +1098,31 @@ impl<'r> Builder<'r> {
     fn advance_directives(&mut self) {
         let out: Vec<_> =
             self.r.advance_directives.iter().enumerate().map(|(i, ad)| self.advance_directive(i, ad)).collect();
+        for c in out {
+            self.push(c);
+        }
+    }
+
+    /// Directives not in force, each as the Consent it was, with its own status and end date, so that
+    /// no receiver (and no re-reading) can take one for a current limit. Written after the current ones,
+    /// in the record's order.
+    fn directives_not_in_force(&mut self) {
+        let mut out = Vec::new();
+        for (i, d) in self.r.directives_not_in_force.iter().enumerate() {
+            let role = format!("{}/{i}", role::NOT_IN_FORCE);
+            let mut c = match &d.directive {
+                RecordedDirective::TreatmentLimit(l) => self.limit_directive(&role, coded(l.treatment), &l.limit),
+                RecordedDirective::OtherTreatmentLimit(o) => self.limit_directive(&role, other_treatment(o), &o.limit),
+                RecordedDirective::IcdDeactivation(icd) => self.icd_directive(&role, icd),
+                RecordedDirective::AdvanceDirective(ad) => self.advance_directive_as(&role, ad),
+            };
+            c.status = Some(d.status.key().to_owned());
+            if let Some(end) = &d.ended_on {
+                let provision = c.provision.get_or_insert_with(Default::default);
+                provision.period = Some(fhir::Period { start: None, end: Some(end.as_str().to_owned()) });
+            }
+            out.push(c);
+        }
         for c in out {
             self.push(c);
         }

@@ -15,7 +15,8 @@ use serde::Serialize;
 
 use crate::mappings;
 use crate::record::{
-    AcpRecord, Answer, Coded, ContactPerson, Decision, FhirDate, TreatmentLimit, TreatmentLimits, NAMED_TREATMENTS,
+    AcpRecord, AdvanceDirective, Answer, Coded, ContactPerson, Decision, DirectiveNotInForce, FhirDate,
+    RecordedDirective, TreatmentLimit, TreatmentLimits, NAMED_TREATMENTS,
 };
 
 const TEMPLATE_NAME: &str = "letter.nl.txt";
@@ -249,6 +250,54 @@ struct Directive {
     document: Option<Attachment>,
 }
 
+fn directive(d: &AdvanceDirective) -> Directive {
+    Directive {
+        kind: label(d.kind),
+        date: d.date.as_ref().map(date),
+        comment: text(&d.comment),
+        document: d
+            .document
+            .as_ref()
+            .map(|doc| Attachment { title: line_text(&doc.title), content_type: one_line(&doc.content_type) }),
+    }
+}
+
+fn icd_deactivation(d: &crate::record::IcdDeactivation) -> IcdDeactivation {
+    IcdDeactivation {
+        agreement: label(d.agreement),
+        explanation: text(&d.explanation),
+        discussed_on: d.discussed_on.as_ref().map(date),
+    }
+}
+
+/// A directive that is not in force: its status and end, and what it was (one of the three).
+#[derive(Serialize)]
+struct NotInForce {
+    status: Label,
+    ended_on: Option<String>,
+    /// 4a-g, with the key of the treatment (`other` for 4g).
+    limit: Option<Limit>,
+    icd_deactivation: Option<IcdDeactivation>,
+    directive: Option<Directive>,
+}
+
+fn not_in_force(d: &DirectiveNotInForce) -> NotInForce {
+    let mut n = NotInForce {
+        status: label(d.status),
+        ended_on: d.ended_on.as_ref().map(date),
+        limit: None,
+        icd_deactivation: None,
+        directive: None,
+    };
+    match &d.directive {
+        RecordedDirective::TreatmentLimit(l) => n.limit = Some(limit(l.treatment.key(), None, Some(&l.limit))),
+        RecordedDirective::OtherTreatmentLimit(o) => n.limit = Some(limit("other", line_text(&o.treatment), Some(&o.limit))),
+        RecordedDirective::IcdDeactivation(i) => n.icd_deactivation = Some(icd_deactivation(i)),
+        RecordedDirective::AdvanceDirective(a) => n.directive = Some(directive(a)),
+    }
+    n
+}
+
 /// Everything the template shows; every item is a field, `none` when the record does not hold it.
 #[derive(Serialize)]
 struct Letter {
@@ -281,6 +330,8 @@ struct Letter {
     relatives_informed: Option<Label>,
     sharing_consent: Option<Label>,
     directives: Vec<Directive>,
+    /// Directives not in force: their own section after everything current, never among the limits.
+    not_in_force: Vec<NotInForce>,
 }
 
 fn view(r: &AcpRecord) -> Letter {
@@ -316,11 +367,7 @@ fn view(r: &AcpRecord) -> Letter {
             explanation: text(&i.explanation),
         }),
         icd_deactivation_asked: icd_yes || r.icd_deactivation.is_some(),
-        icd_deactivation: r.icd_deactivation.as_ref().map(|d| IcdDeactivation {
-            agreement: label(d.agreement),
-            explanation: text(&d.explanation),
-            discussed_on: d.discussed_on.as_ref().map(date),
-        }),
+        icd_deactivation: r.icd_deactivation.as_ref().map(icd_deactivation),
         care_wishes: text(&r.care_wishes),
         place_of_death: r
             .place_of_death
@@ -339,19 +386,8 @@ fn view(r: &AcpRecord) -> Letter {
         }),
         relatives_informed: r.relatives_informed.map(yes_no),
         sharing_consent: r.sharing_consent.map(label),
-        directives: r
-            .advance_directives
-            .iter()
-            .map(|d| Directive {
-                kind: label(d.kind),
-                date: d.date.as_ref().map(date),
-                comment: text(&d.comment),
-                document: d
-                    .document
-                    .as_ref()
-                    .map(|doc| Attachment { title: line_text(&doc.title), content_type: one_line(&doc.content_type) }),
-            })
-            .collect(),
+        directives: r.advance_directives.iter().map(directive).collect(),
+        not_in_force: r.directives_not_in_force.iter().map(not_in_force).collect(),
     }
 }
 

@@ -5,7 +5,8 @@
 //! so that `validate::rules::check` finds no error in them: BSNs pass the 11-proof (8 random digits plus
 //! the computed check digit), no date lies after the date filled in, no advance directive predates the
 //! birth date, 7b is only answered after 7a = yes, there is no ICD agreement when 4h says "no ICD", and no
-//! restriction text reads as "Onbekend". The form's conditional items are followed too (the ICD's product
+//! restriction text reads as "Onbekend", and a directive not in force is never active unless its end
+//! lies before the date filled in. The form's conditional items are followed too (the ICD's product
 //! type only with an ICD, no separate first contact when the representative is it), so outputs that
 //! follow the form's enableWhen carry the whole record. Texts are non-empty and trimmed, and deliberately
 //! contain what renderers must escape: Dutch diacritics, quotes, Edifact's `' + : ?`, XML's `< > &`,
@@ -88,15 +89,8 @@ pub fn arb_name() -> impl Strategy<Value = Name> {
 
 // --- dates -------------------------------------------------------------------------------------------
 
-/// Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let doy = (153 * (m + if m > 2 { -3 } else { 9 }) + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+/// Days since 1970-01-01 of a proleptic Gregorian date.
+pub use acp_gateway::record::date::days_from_civil;
 
 /// The calendar date of a day number (inverse of [`days_from_civil`]).
 pub use acp_gateway::record::date::civil_from_days;
@@ -296,6 +290,33 @@ pub fn arb_advance_directive(birth: i64, filled: i64) -> impl Strategy<Value = A
         .boxed()
 }
 
+/// A directive that is not in force, about anything a directive can be about: a status other than
+/// active (with or without an end date), or active with an end before the day filled in (day precision,
+/// so that it is before that day at every shared precision).
+pub fn arb_not_in_force(birth: i64, filled: i64) -> impl Strategy<Value = DirectiveNotInForce> {
+    let named = (select(&NAMED_TREATMENTS[..]), arb_treatment_limit(filled))
+        .prop_map(|(treatment, limit)| RecordedDirective::TreatmentLimit(NamedTreatmentLimit { treatment, limit }));
+    let other = (option::of(arb_line()), arb_treatment_limit(filled))
+        .prop_map(|(treatment, limit)| RecordedDirective::OtherTreatmentLimit(OtherTreatmentLimit { treatment, limit }));
+    let icd = (arb_coded(), option::of(arb_text()), option::of(arb_date_between(filled - 3 * 365, filled))).prop_map(
+        |(agreement, explanation, discussed_on)| {
+            RecordedDirective::IcdDeactivation(IcdDeactivation { agreement, explanation, discussed_on })
+        },
+    );
+    let advance = arb_advance_directive(birth, filled).prop_map(RecordedDirective::AdvanceDirective);
+    let directive = prop_oneof![named, other, icd, advance];
+    let not_active = DirectiveStatus::ALL.iter().copied().filter(|s| *s != DirectiveStatus::Active).collect::<Vec<_>>();
+    let state = prop_oneof![
+        (select(not_active), option::of(arb_date_between(filled - 3 * 365, filled + 2 * 365))),
+        (filled - 3 * 365..filled)
+            .prop_flat_map(|day| arb_date_on(day, DAY_PRECISIONS))
+            .prop_map(|end| (DirectiveStatus::Active, Some(end))),
+    ];
+    (state, directive)
+        .prop_map(|((status, ended_on), directive)| DirectiveNotInForce { status, ended_on, directive })
+        .boxed()
+}
+
 /// Section 5: wishes (care wishes, place of death, euthanasia, organ donation).
 fn arb_wishes(
 ) -> impl Strategy<Value = (Option<String>, Option<PlaceOfDeathWish>, Option<Euthanasia>, Option<YesNoUnknown>)> {
@@ -345,6 +366,7 @@ pub fn arb_record() -> impl Strategy<Value = AcpRecord> {
                 option::of(any::<bool>()),
                 option::of(arb_coded()),
                 vec(arb_advance_directive(birth, filled), 0..4),
+                vec(arb_not_in_force(birth, filled), 0..3),
             );
             (arb_date_on(filled, DAY_PRECISIONS), people, treatment, rest).prop_map(
                 |(date_filled_in, people, treatment, rest)| {
@@ -357,6 +379,7 @@ pub fn arb_record() -> impl Strategy<Value = AcpRecord> {
                         relatives_informed,
                         sharing_consent,
                         advance_directives,
+                        directives_not_in_force,
                     ) = rest;
                     let (care_wishes, place_of_death, euthanasia, organ_donation_registered) = wishes;
                     // 1e-g is asked only when the representative is not the first contact (984 = Nee).
@@ -382,6 +405,7 @@ pub fn arb_record() -> impl Strategy<Value = AcpRecord> {
                         relatives_informed,
                         sharing_consent,
                         advance_directives,
+                        directives_not_in_force,
                     }
                 },
             )

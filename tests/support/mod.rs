@@ -107,6 +107,8 @@ pub fn questionnaire_projection(r: &AcpRecord) -> AcpRecord {
         d.discussed_on = None;
     }
     r.advance_directives.clear();
+    // The form has no place for a directive that is not in force (it has no status).
+    r.directives_not_in_force.clear();
     // One "Anders, namelijk" item per repeating choice: it goes with the first "Anders" answer.
     if let Some(rep) = &mut r.representative {
         one_other_text(&mut rep.roles);
