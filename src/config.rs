@@ -170,6 +170,11 @@ pub struct ChannelsConfig {
     pub endpoints: BTreeMap<String, ChannelEndpoint>,
 }
 
+/// A sink attempt's time limit when `timeout_seconds` is not set.
+pub const DEFAULT_TIMEOUT_SECONDS: u64 = 30;
+/// How long a receiver is assumed to keep `Idempotency-Key`s when `key_window_seconds` is not set.
+pub const DEFAULT_KEY_WINDOW_SECONDS: u64 = 86_400;
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ChannelEndpoint {
@@ -229,9 +234,18 @@ pub struct ChannelEndpoint {
     #[serde(default)]
     pub ca_file: Option<PathBuf>,
     /// Seconds one attempt may take (SMTP: connecting, STARTTLS, AUTH and sending; HTTPS: the
-    /// request) before it is given up as a transient failure; fractions allowed. Default 30.
+    /// request) before it is given up as a transient failure; fractions allowed. Default 30. Must be
+    /// below `[delivery] lease_seconds`, else a slow attempt's route is claimed and sent again while
+    /// the first is still on its way.
     #[serde(default)]
     pub timeout_seconds: Option<f64>,
+    /// HTTPS: how long the receivers behind this endpoint keep an `Idempotency-Key` they have seen
+    /// (their deduplication window); default 86,400 (24 h). Delivery is at least once: a route is sent
+    /// again under the same key after a crash (once its lease expires) and after a transient failure,
+    /// always within [`DeliveryConfig::resend_horizon_seconds`] of its first attempt; the gateway
+    /// refuses to start when that horizon does not fit in this window.
+    #[serde(default)]
+    pub key_window_seconds: Option<u64>,
     // --- https (channels::https) ---
     /// PEM client certificate chain for mutual TLS (with `client_key`).
     #[serde(default)]
@@ -273,6 +287,7 @@ impl Default for ChannelEndpoint {
             smime_recipient_certs: None,
             ca_file: None,
             timeout_seconds: None,
+            key_window_seconds: None,
             client_cert: None,
             client_key: None,
             bearer_token: None,
@@ -374,6 +389,14 @@ pub struct RetryOverride {
 }
 
 impl DeliveryConfig {
+    /// The longest time after a route's first attempt that it can be sent again under the same
+    /// delivery key without an operator: every attempt ends within a lease (a crashed worker's route is
+    /// claimed again when its lease expires) and waits at most `max_delay_ms` before the next.
+    pub fn resend_horizon_seconds(&self, channel: &str) -> u64 {
+        let p = self.policy(channel);
+        u64::from(p.max_attempts).saturating_mul(self.lease_seconds.saturating_add(p.max_delay_ms.div_ceil(1000)))
+    }
+
     /// The retry policy of one channel.
     pub fn policy(&self, channel: &str) -> RetryPolicy {
         let base = RetryPolicy { max_attempts: self.max_attempts, base_delay_ms: self.base_delay_ms, max_delay_ms: self.max_delay_ms };
@@ -620,6 +643,28 @@ impl Config {
         if self.audit.anchor_every_entries == 0 || self.audit.anchor_every_seconds == 0 {
             return Err("audit.anchor_every_entries and audit.anchor_every_seconds must be at least 1".into());
         }
+        for (channel, ep) in &self.channels.endpoints {
+            if !matches!(ep.sink.as_str(), "https" | "smtp") {
+                continue;
+            }
+            let timeout = ep.timeout_seconds.unwrap_or(DEFAULT_TIMEOUT_SECONDS as f64);
+            if timeout >= self.delivery.lease_seconds as f64 {
+                return Err(format!(
+                    "channels.endpoints.{channel}: timeout_seconds ({timeout}) must be below delivery.lease_seconds ({}), \
+                     else a slow attempt is claimed and sent again while it is still on its way",
+                    self.delivery.lease_seconds
+                ));
+            }
+            let window = ep.key_window_seconds.unwrap_or(DEFAULT_KEY_WINDOW_SECONDS);
+            let horizon = self.delivery.resend_horizon_seconds(channel);
+            if ep.sink == "https" && horizon > window {
+                return Err(format!(
+                    "channels.endpoints.{channel}: a route may be sent again under the same Idempotency-Key up to {horizon} s \
+                     after its first attempt (max_attempts x (lease_seconds + max_delay)), longer than the receivers' key window \
+                     key_window_seconds = {window}: lower the retries or the lease, or confirm a longer window"
+                ));
+            }
+        }
         if !matches!(self.database.sqlite_synchronous.as_str(), "full" | "normal") {
             return Err("database.sqlite_synchronous must be `full` or `normal`".into());
         }
@@ -700,6 +745,33 @@ mod tests {
         let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/gateway.example.toml");
         let c = Config::load_with_env(Some(&p), Vec::new()).unwrap_or_else(|e| panic!("{e}"));
         assert!(!c.clients.is_empty());
+    }
+
+    #[test]
+    fn the_lease_and_the_receivers_key_window_must_agree() {
+        let load = |toml: &str| {
+            let dir = std::env::temp_dir().join(format!("acp-gateway-config-{}", crate::service::clock::new_id()));
+            std::fs::create_dir_all(&dir).unwrap();
+            let p = dir.join("gateway.toml");
+            std::fs::write(&p, toml).unwrap();
+            let c = Config::load_with_env(Some(&p), Vec::new());
+            let _ = std::fs::remove_dir_all(&dir);
+            c
+        };
+        let https = "[channels.endpoints.fhir]\nsink = \"https\"\ntarget = \"https://fhir.example/fhir\"\n";
+        // The defaults agree: 12 x (120 s + 3,600 s) fits in a day.
+        let c = load(https).unwrap();
+        assert_eq!(c.delivery.resend_horizon_seconds("fhir"), 12 * (120 + 3_600));
+        assert!(c.delivery.resend_horizon_seconds("fhir") <= DEFAULT_KEY_WINDOW_SECONDS);
+        // A receiver that forgets keys after an hour cannot take the default retries.
+        let short = load(&format!("{https}key_window_seconds = 3600\n")).unwrap_err();
+        assert!(short.contains("key_window_seconds") && short.contains("Idempotency-Key"), "{short}");
+        // ... unless the retries fit in its window.
+        let fits = format!("{https}key_window_seconds = 3600\n[delivery]\nlease_seconds = 60\nmax_attempts = 5\nmax_delay_ms = 600000\n");
+        assert_eq!(load(&fits).unwrap().channels.endpoints["fhir"].key_window_seconds, Some(3600));
+        // A sink time limit as long as the lease would let a slow attempt be sent twice.
+        let slow = load(&format!("{https}timeout_seconds = 120\n")).unwrap_err();
+        assert!(slow.contains("lease_seconds"), "{slow}");
     }
 
     #[test]

@@ -298,16 +298,21 @@ impl acp_gateway::channels::Sink for Gate {
     }
 }
 
-/// Cancel while the attempt is in flight: the message goes out (it was already on its way), the
-/// disclosure is audited, and the late "delivered" does not turn the route back from `cancelled`.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_late_result_does_not_undo_a_cancel() {
-    let h = Harness::sqlite().await; // no workers of its own: this test drives one round itself
+/// A gateway without delivery workers and an outbox whose Edifact sink is a [`Gate`].
+async fn gated() -> (Harness, std::sync::Arc<acp_gateway::outbox::Outbox>, std::sync::Arc<Gate>) {
+    let h = Harness::sqlite().await;
     let cfg = acp_gateway::config::Config::load_with_env(Some(&h.config_path), Vec::new()).unwrap();
     let mut outbox = acp_gateway::service::startup::outbox(&cfg, &h.server.gateway).unwrap();
     let gate = std::sync::Arc::new(Gate { entered: tokio::sync::Notify::new(), release: tokio::sync::Notify::new() });
     outbox.sinks.set(acp_gateway::routing::Channel::Edifact, gate.clone());
-    let outbox = std::sync::Arc::new(outbox);
+    (h, std::sync::Arc::new(outbox), gate)
+}
+
+/// Cancel while the attempt is in flight: the message goes out (it was already on its way), the
+/// disclosure is audited, and the late "delivered" does not turn the route back from `cancelled`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_late_result_does_not_undo_a_cancel() {
+    let (h, outbox, gate) = gated().await; // no workers of its own: this test drives the rounds itself
 
     let a = h.hand_over(&discharge(record(BSN, Some("agreed")))).await;
     let id = a["id"].as_str().unwrap().to_owned();
@@ -330,6 +335,44 @@ async fn a_late_result_does_not_undo_a_cancel() {
     let disclosure = log["entries"].as_array().unwrap().iter().find(|e| e["gebeurtenis"]["gebeurteniscode"] == "disclosure").expect("audited");
     assert!(disclosure["gebeurtenis"]["toelichting"].as_str().unwrap().contains("became cancelled while this attempt was in flight"), "{disclosure:#}");
     // Nothing is due any more: the next round claims nothing.
+    assert_eq!(outbox.run_once("test").await.unwrap(), 0);
+    h.finish().await;
+}
+
+/// A withdrawal while the attempt is in flight: the message goes out (it was already on its way), so
+/// the route says `delivered`, not `blocked-consent`; the disclosure is audited, and nothing is sent
+/// again afterwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_withdrawal_during_the_send_leaves_the_route_delivered() {
+    let (h, outbox, gate) = gated().await; // no workers of its own: this test drives the rounds itself
+
+    let a = h.hand_over(&discharge(record(BSN, Some("agreed")))).await;
+    let id = a["id"].as_str().unwrap().to_owned();
+    let round = tokio::spawn({
+        let outbox = outbox.clone();
+        async move { outbox.run_once("test").await }
+    });
+    gate.entered.notified().await;
+    let (s, b) = h.delete(HOSPITAL, &format!("/v1/patients/{BSN}/consent")).await;
+    assert_eq!(s, 200, "{b:#}");
+    let (_, during) = h.get(HOSPITAL, &format!("/v1/handovers/{id}")).await;
+    assert_eq!(route0(&during)["status"], "blocked-consent", "{during:#}");
+    gate.release.notify_one();
+    assert_eq!(round.await.unwrap().unwrap(), 1);
+
+    let (_, after) = h.get(HOSPITAL, &format!("/v1/handovers/{id}")).await;
+    let r = route0(&after);
+    assert_eq!(r["status"], "delivered", "{after:#}");
+    assert!(r["delivered_at"].is_string() && r["receipt"].as_str().unwrap().contains("held and let through"), "{r:#}");
+    assert!(r["reason"].as_str().unwrap().contains("already on its way"), "{r:#}");
+    let (_, log) = h.get(HOSPITAL, &format!("/v1/audit?patient={BSN}")).await;
+    let entries = log["entries"].as_array().unwrap();
+    assert!(entries.iter().any(|e| e["gebeurtenis"]["gebeurteniscode"] == "disclosure"), "the disclosure is audited");
+    assert!(
+        entries.iter().any(|e| e["gebeurtenis"]["toelichting"].as_str().is_some_and(|t| t.contains("blocked-consent -> delivered"))),
+        "the status change is audited"
+    );
+    // The withdrawal still stops everything later: nothing is due.
     assert_eq!(outbox.run_once("test").await.unwrap(), 0);
     h.finish().await;
 }

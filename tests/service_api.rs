@@ -197,6 +197,38 @@ async fn organisations_see_only_their_own(h: &Harness) {
     assert_eq!(s, 404);
 }
 
+/// A typo in a party's member (`endpionts`) would drop a route silently: it is refused with its
+/// pointer, as an unknown member of the record is.
+async fn unknown_party_members_are_422_with_their_pointer(h: &Harness) {
+    let mut body = discharge(record(BSN, Some("agreed")));
+    body["recipients"][0]["endpionts"] = json!({"fhir": "https://gp.example/fhir"});
+    body["sender"]["organization"]["naam"] = json!("Ziekenhuis Test");
+    let (s, b) = h.post(HOSPITAL, "/v1/handovers", &body).await;
+    assert_eq!(s, 422, "{b:#}");
+    let pointers: Vec<&str> = b["errors"].as_array().unwrap().iter().map(|e| e["pointer"].as_str().unwrap()).collect();
+    assert!(pointers.contains(&"/recipients/0/endpionts"), "{pointers:?}");
+    assert!(pointers.contains(&"/sender/organization/naam"), "{pointers:?}");
+    assert_eq!(h.spooled_files(), 0);
+}
+
+/// A QuestionnaireResponse carries no BSN; with the BSN in the envelope's `patient`, the handover is
+/// complete in that, and no "BSN not recorded" warning is given.
+async fn a_questionnaire_with_the_bsn_in_the_envelope_gets_no_bsn_warning(h: &Harness) {
+    let qr: Value = serde_json::from_str(
+        &std::fs::read_to_string("../shared/reference/iknl-pzp-r4/resources/QuestionnaireResponse-HendrikHartman-20201001.json").unwrap(),
+    )
+    .unwrap();
+    let mut body = discharge(qr);
+    body["patient"] = json!({"bsn": BSN});
+    let a = h.hand_over(&body).await;
+    assert_eq!(a["patient"]["bsn"], BSN);
+    let warnings = a["warnings"].as_array().cloned().unwrap_or_default();
+    assert!(
+        !warnings.iter().any(|w| w["message"].as_str().unwrap_or("").contains("BSN")),
+        "no BSN warning when the envelope gives it: {warnings:#?}"
+    );
+}
+
 async fn no_token_is_401(h: &Harness) {
     let (s, ct, b) = h.send(h.http.post(h.url("/v1/handovers")).json(&discharge(record(BSN, Some("agreed"))))).await;
     assert_eq!(s, 401);
@@ -420,6 +452,8 @@ on_both_databases!(
     idempotent_resubmission_returns_the_same_answer,
     organisations_see_only_their_own,
     no_token_is_401,
+    unknown_party_members_are_422_with_their_pointer,
+    a_questionnaire_with_the_bsn_in_the_envelope_gets_no_bsn_warning,
     consent_withdrawal_blocks_pending_routes,
     operator_retry_and_cancel,
     list_filters_by_patient_and_status,

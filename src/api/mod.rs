@@ -420,14 +420,16 @@ fn consent_response(state: &crate::service::ConsentState, headers: &HeaderMap) -
     }
 }
 
-/// Record the patient's sharing consent: a FHIR Consent (scope `patient-privacy`) or `{"decision": "permit"|"deny"}`.
+/// Record the patient's sharing consent: a FHIR Consent (scope `patient-privacy`) or `{"decision": "permit"|"deny", "renews"?: ID}`.
+/// Only for an organisation with a care relation to the patient; a permit never overrides another care
+/// provider's standing withdrawal (a conflict) unless it is the patient's renewed consent naming it.
 #[utoipa::path(
     put, path = "/v1/patients/{bsn}/consent", tag = "consent",
     params(("bsn" = String, Path)),
-    request_body(content = Object, description = "FHIR Consent with scope patient-privacy, or {\"decision\": \"permit\"|\"deny\"}"),
+    request_body(content = Object, description = "FHIR Consent with scope patient-privacy (extension urn:acp-gateway:consent:renews for a renewal), or {\"decision\": \"permit\"|\"deny\", \"renews\": ID}"),
     responses(
-        (status = 200, description = "recorded; routes re-evaluated (a deny blocks every route not yet delivered)", body = ConsentView),
-        (status = 404, description = "a permit for a patient the caller's organisation does not know", body = ProblemDocument, content_type = "application/problem+json"),
+        (status = 200, description = "recorded; routes re-evaluated (a deny or a conflict blocks every route not yet delivered)", body = ConsentView),
+        (status = 404, description = "a patient the caller's organisation has no care relation with", body = ProblemDocument, content_type = "application/problem+json"),
         (status = 422, body = ProblemDocument, content_type = "application/problem+json"),
     ),
     security(("bearer" = []))
@@ -457,7 +459,10 @@ async fn get_consent(State(state): State<AppState>, Auth(caller): Auth, Path(bsn
 #[utoipa::path(
     delete, path = "/v1/patients/{bsn}/consent", tag = "consent",
     params(("bsn" = String, Path)),
-    responses((status = 200, description = "withdrawal recorded", body = ConsentView)),
+    responses(
+        (status = 200, description = "withdrawal recorded", body = ConsentView),
+        (status = 404, description = "a patient the caller's organisation has no care relation with", body = ProblemDocument, content_type = "application/problem+json"),
+    ),
     security(("bearer" = []))
 )]
 async fn delete_consent(State(state): State<AppState>, Auth(caller): Auth, Path(bsn): Path<String>, headers: HeaderMap) -> Result<Response, ApiError> {

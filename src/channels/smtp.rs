@@ -52,7 +52,7 @@ const NEUTRAL_TEXT: &str = "Dit bericht bevat een overdracht van de ACP-overdrac
 This message carries a handover from the ACP handover gateway as an attachment.\r\n";
 
 const DEFAULT_PORT: u16 = 587;
-const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(crate::config::DEFAULT_TIMEOUT_SECONDS);
 const DEFAULT_MAX_CONNECTIONS: u32 = 8;
 /// An idle connection older than this is closed rather than reused (servers drop idle clients).
 const IDLE_LIMIT: Duration = Duration::from_secs(60);

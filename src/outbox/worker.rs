@@ -12,7 +12,9 @@
 //! 3. **record**, one write transaction: each outcome is written only where the route is still
 //!    `delivering` under this lease, with its status change and (when delivered) the disclosure
 //!    entry. A message that went out although the route was cancelled or blocked meanwhile is still
-//!    audited as a disclosure: it happened.
+//!    audited as a disclosure: it happened. A route a consent change blocked while its message was on
+//!    the way says `delivered` (the status tells what happened; later sends stay blocked); a
+//!    cancelled one stays `cancelled`, as the operator asked.
 //!
 //! A crash between 2 and 3 leaves the route `delivering` with a lease that expires; the next claim
 //! repeats the attempt under the same delivery key, which the sinks make idempotent.
@@ -27,14 +29,18 @@ use tokio::task::{JoinHandle, JoinSet};
 use crate::audit::{self, Action, Actor, AuditEvent, EventCode, Outcome};
 use crate::channels::{Failure, Outgoing, Receipt, Registry};
 use crate::config::DeliveryConfig;
-use crate::consent::{self, StoredConsent};
+use crate::consent::{self, ConsentHistory};
 use crate::routing::Channel;
-use crate::service::{clock, sharing_from_key, stored_consent};
+use crate::service::{clock, patient_consent, sharing_from_key};
 use crate::service::metrics::Metrics;
 use crate::service::model::{OrgId, RouteStatus};
 use crate::service::render::Body;
 use crate::store::outbox::{self as q, DueRoute, Finish};
 use crate::store::{self, Db, RouteUpdate};
+
+/// Why a route that consent blocked during its attempt says `delivered`.
+const IN_FLIGHT_WHEN_BLOCKED: &str =
+    "the message was already on its way when the consent change blocked the route, and the receiver took it; later sends stay blocked";
 
 /// Everything a worker needs; shared by the worker tasks of one process.
 pub struct Outbox {
@@ -209,15 +215,15 @@ impl Outbox {
         audit::lock(&mut tx, self.db.backend).await?;
         let due = q::select_due(&mut tx, self.db.backend, now, self.config.batch as i64).await?;
         let touched = due.len();
-        let mut consents: BTreeMap<String, Option<StoredConsent>> = BTreeMap::new();
+        let mut consents: BTreeMap<String, ConsentHistory> = BTreeMap::new();
         let mut events = Vec::with_capacity(due.len() * 2);
         let mut claimed = Vec::with_capacity(due.len());
         for d in due {
             if !consents.contains_key(&d.patient_bsn) {
-                let c = store::latest_consent(&mut *tx, &d.patient_bsn).await?.as_ref().and_then(stored_consent);
+                let c = patient_consent::history(&mut *tx, &d.patient_bsn).await?;
                 consents.insert(d.patient_bsn.clone(), c);
             }
-            let stored = consents.get(&d.patient_bsn).and_then(Option::as_ref);
+            let stored = &consents[&d.patient_bsn];
             let org = d.route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
             let decision = consent::decide(sharing_from_key(d.sharing_consent.as_deref()), stored, org.as_ref(), now);
             self.metrics.consent_decision(decision.permit);
@@ -304,13 +310,25 @@ impl Outbox {
                 receipt: receipt.as_deref(),
                 now: &now,
             };
-            let kept = q::finish(&mut tx, &route.id, lease, &f).await?;
+            let mut kept = q::finish(&mut tx, &route.id, lease, &f).await?;
             if kept {
                 events.push(self.status_event(worker, &c.due, RouteStatus::Delivering, to, reason.as_deref(), &now));
             }
+            // A consent withdrawal blocked the route while the message was on its way: it went out,
+            // so the route says delivered (not blocked), as the disclosure entry does.
+            let blocked_in_flight = delivered
+                && !kept
+                && q::finish_from(&mut tx, &route.id, lease, RouteStatus::BlockedConsent.as_str(), &Finish { reason: Some(IN_FLIGHT_WHEN_BLOCKED), ..f })
+                    .await?;
+            if blocked_in_flight {
+                events.push(self.status_event(worker, &c.due, RouteStatus::BlockedConsent, to, Some(IN_FLIGHT_WHEN_BLOCKED), &now));
+                kept = true;
+            }
             if delivered {
                 let mut description = format!("{} message handed to the {} channel: {}", route.channel, route.channel, receipt.as_deref().unwrap_or(""));
-                if !kept {
+                if blocked_in_flight {
+                    description.push_str(&format!(" ({IN_FLIGHT_WHEN_BLOCKED})"));
+                } else if !kept {
                     let status = store::route_for_update(&mut tx, self.db.backend, &route.id).await?.map(|r| r.status).unwrap_or_default();
                     description.push_str(&format!(" (the route became {status} while this attempt was in flight; its status is kept)"));
                 }

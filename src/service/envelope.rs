@@ -20,6 +20,15 @@ const ENDPOINT_CHANNELS: [(&str, Channel); 4] =
 
 const MEMBERS: [&str; 5] = ["record", "patient", "sender", "recipients", "context"];
 
+/// The members a party (sender or recipient) may have, and those of its objects: what the routes and
+/// the renderers read (`render::packaging::Party`). Anything else is refused with its pointer, as the
+/// record's unknown members are: a typo such as `endpionts` would otherwise be dropped silently and,
+/// with it, a channel the sender meant.
+const PARTY_MEMBERS: [&str; 6] = ["role", "organization", "practitioner", "name", "address", "endpoints"];
+const ORGANIZATION_MEMBERS: [&str; 3] = ["ura", "agb", "name"];
+const PRACTITIONER_MEMBERS: [&str; 4] = ["agb", "uzi", "big", "name"];
+const ENDPOINT_MEMBERS: [&str; 4] = ["edifact", "email", "fhir", "zorgdomein"];
+
 #[derive(Debug, Clone)]
 pub struct Envelope {
     /// The record's bytes as intake reads them: the JSON object or FHIR JSON re-serialised, or the
@@ -183,8 +192,22 @@ fn escape(key: &str) -> String {
     key.replace('~', "~0").replace('/', "~1")
 }
 
+/// One problem per member of `o` that `known` does not list.
+fn unknown_members(o: &Map<String, Value>, known: &[&str], ptr: &str, what: &str, p: &mut Vec<Problem>) {
+    for k in o.keys().filter(|k| !known.contains(&k.as_str())) {
+        p.push(problem(IssueType::NotSupported, format!("{ptr}/{}", escape(k)), format!("unknown member `{k}` of {what} (expected one of {known:?})")));
+    }
+}
+
 fn party(o: &Map<String, Value>, ptr: &str, is_sender: bool, p: &mut Vec<Problem>) -> Option<Party> {
     let before = p.len();
+    let what = if is_sender { "the sender" } else { "a recipient" };
+    unknown_members(o, &PARTY_MEMBERS, ptr, what, p);
+    for (member, known) in [("organization", &ORGANIZATION_MEMBERS[..]), ("practitioner", &PRACTITIONER_MEMBERS), ("endpoints", &ENDPOINT_MEMBERS)] {
+        if let Some(Value::Object(inner)) = o.get(member) {
+            unknown_members(inner, known, &format!("{ptr}/{member}"), &format!("`{member}`"), p);
+        }
+    }
     let role = match o.get("role") {
         Some(Value::String(s)) => s.parse::<Role>().map_err(|_| {
             p.push(problem(IssueType::CodeInvalid, format!("{ptr}/role"), format!("unknown role {s:?}; one of {}", names(Role::ALL))))
@@ -291,6 +314,23 @@ mod tests {
         for expected in ["/extra", "/record", "/patient/bsn", "/sender/role", "/recipients/0/organization/ura", "/context"] {
             assert!(pointers.iter().any(|p| p == expected), "{expected} in {pointers:?}");
         }
+    }
+
+    #[test]
+    fn unknown_party_members_are_refused_with_their_pointer() {
+        let body = json!({"record": {}, "sender": {"role": "huisarts", "orgnization": {"ura": "12345678"}},
+                          "recipients": [{"role": "wijkverpleging", "endpionts": {"fhir": "https://x.example/fhir"}},
+                                         {"role": "wijkverpleging", "endpoints": {"fihr": "https://x.example/fhir"},
+                                          "organization": {"ura": "12345678", "naam": "X"}}],
+                          "context": "regular"});
+        let problems = read(&body, &org()).unwrap_err();
+        let mut pointers: Vec<String> = problems.iter().map(|p| p.location.to_string()).collect();
+        pointers.sort();
+        assert_eq!(
+            pointers,
+            ["/recipients/0/endpionts", "/recipients/1/endpoints/fihr", "/recipients/1/organization/naam", "/sender/orgnization"],
+            "{problems:#?}"
+        );
     }
 
     #[test]

@@ -19,6 +19,7 @@ pub mod envelope;
 pub mod listener;
 pub mod metrics;
 pub mod model;
+pub mod patient_consent;
 pub mod render;
 pub mod retention;
 pub mod startup;
@@ -31,10 +32,10 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::audit::{self, Action, Actor, AuditEvent, EventCode, Outcome};
-use crate::consent::{self, ConsentDecision, StoredConsent, StoredDecision};
+use crate::consent::{self, ConsentDecision};
 use crate::intake::{self, InputForm};
 use crate::record::{AcpRecord, Bsn, SharingConsent};
-use crate::store::{self, ConsentRow, Db, HandoverRow, RouteRow, RouteUpdate};
+use crate::store::{self, Db, HandoverRow, RouteRow, RouteUpdate};
 use crate::validate::rules::Completeness;
 use crate::validate::{has_errors, IssueType, Location, Problem, Severity};
 use crate::routing::{self, RouteTable};
@@ -156,16 +157,6 @@ pub(crate) fn sharing_from_key(s: Option<&str>) -> Option<SharingConsent> {
         Some("unknown") => Some(SharingConsent::Unknown),
         _ => None,
     }
-}
-
-/// The stored consent row as the consent gate reads it.
-pub(crate) fn stored_consent(row: &ConsentRow) -> Option<StoredConsent> {
-    Some(StoredConsent {
-        decision: StoredDecision::parse(&row.decision)?,
-        actors: row.actors_json.as_deref().and_then(|j| serde_json::from_str::<Vec<OrgId>>(j).ok()),
-        period_end: row.period_end.clone(),
-        recorded_at: row.recorded_at.clone(),
-    })
 }
 
 fn route_view(r: &RouteRow) -> RouteView {
@@ -391,7 +382,7 @@ impl Gateway {
             }
         }
         // Consent is read inside the transaction, after the lock: see the module documentation.
-        let stored = store::latest_consent(&mut *tx, &bsn).await?.as_ref().and_then(stored_consent);
+        let stored = patient_consent::history(&mut *tx, &bsn).await?;
 
         let mut events = vec![AuditEvent {
             patient_id_type: Some("BSN".into()),
@@ -412,7 +403,7 @@ impl Gateway {
         store::insert_handover(&mut tx, &handover, &received, &record_json).await?;
         let mut routes = Vec::with_capacity(prepared.routes.len());
         for (i, pr) in prepared.routes.iter().enumerate() {
-            let decision = consent::decide(sharing, stored.as_ref(), pr.recipient.organization.as_ref(), &now);
+            let decision = consent::decide(sharing, &stored, pr.recipient.organization.as_ref(), &now);
             let status = if decision.permit { RouteStatus::Pending } else { RouteStatus::BlockedConsent };
             let route = RouteRow {
                 id: clock::new_id(),
@@ -561,6 +552,10 @@ impl Gateway {
             }
         }
 
+        if record_bsn.is_none() && envelope_bsn.is_some() {
+            // The envelope supplies the BSN the record form lacks: the record is complete in that.
+            warnings.retain(|w| !crate::validate::rules::is_missing_bsn_warning(w));
+        }
         let (Ok(envelope), Some((intake, _)), Some(bsn)) = (env, &read, bsn.clone()) else {
             return Err((problems, bsn));
         };
@@ -766,9 +761,9 @@ impl Gateway {
             if matches!(from, RouteStatus::Pending | RouteStatus::Delivering | RouteStatus::Delivered) {
                 return Err(ServiceError::Conflict(format!("the route is {}; there is nothing to retry", from.as_str())));
             }
-            let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
+            let stored = patient_consent::history(&mut *tx, &h.patient_bsn).await?;
             let org = route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
-            let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
+            let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), &stored, org.as_ref(), &now);
             events.push(AuditEvent { outcome_description: Some(format!("retry requested (route was {} after {} attempt(s))", from.as_str(), route.attempts)), ..base });
             events.push(self.consent_event(caller, scope, &now, &h.patient_bsn, &route, &d));
             if d.permit {
@@ -823,9 +818,9 @@ impl Gateway {
         if original.status != RouteStatus::Delivered.as_str() {
             return Err(ServiceError::Conflict(format!("the route is {}; only a delivered route can be replayed (retry a dead one)", original.status)));
         }
-        let stored = store::latest_consent(&mut *tx, &h.patient_bsn).await?.as_ref().and_then(stored_consent);
+        let stored = patient_consent::history(&mut *tx, &h.patient_bsn).await?;
         let org = original.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
-        let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), stored.as_ref(), org.as_ref(), &now);
+        let d = consent::decide(sharing_from_key(h.sharing_consent.as_deref()), &stored, org.as_ref(), &now);
         let base = self.event(caller, scope, EventCode::OperatorReplay, Action::C, Outcome::Success, &now).about_route(&h.patient_bsn, &original);
         let mut events = vec![self.consent_event(caller, scope, &now, &h.patient_bsn, &original, &d)];
         if !d.permit {
@@ -944,148 +939,6 @@ impl Gateway {
     }
 
     // --------------------------------------------------------------------------------------------
-    // The patient's sharing consent
-
-    fn parse_bsn(raw: &str) -> Result<Bsn> {
-        Bsn::parse(raw).map_err(|e| ServiceError::Malformed(format!("the BSN in the path: {e}")))
-    }
-
-    /// `GET /v1/patients/{bsn}/consent`: for organisations that know the patient through the gateway
-    /// (sent or receive a handover of them); anyone else gets 404, as when nothing is recorded.
-    pub async fn consent(&self, caller: &Caller, bsn: &str) -> Result<ConsentState> {
-        Self::require(caller, Scope::ConsentRead)?;
-        let bsn = Self::parse_bsn(bsn)?;
-        if !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
-            return Err(ServiceError::NotFound);
-        }
-        let row = store::latest_consent(self.db.reader(), bsn.as_str()).await?.ok_or(ServiceError::NotFound)?;
-        let state = consent_state(&row).ok_or(ServiceError::NotFound)?;
-        let now = clock::now();
-        let event = AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(bsn.as_str().to_owned()),
-            object_type: "consent".into(),
-            consent_profile: Some(format!("api:{}", row.decision)),
-            ..self.event(caller, Scope::ConsentRead, EventCode::PatientRead, Action::R, Outcome::Success, &now)
-        };
-        self.append_alone(&[event]).await?;
-        Ok(state)
-    }
-
-    /// `PUT /v1/patients/{bsn}/consent`. A deny may be recorded by any client with the scope (refusing
-    /// is always safe); a permit only by an organisation that knows the patient through the gateway,
-    /// so that no stranger can open a patient's routes.
-    pub async fn put_consent(&self, caller: &Caller, bsn: &str, body: &[u8]) -> Result<ConsentState> {
-        Self::require(caller, Scope::ConsentWrite)?;
-        let bsn = Self::parse_bsn(bsn)?;
-        let value = read_body(body)?;
-        let input = consent::parse_input(&value, &bsn)
-            .map_err(|problems| ServiceError::Invalid { title: "the consent cannot be recorded".into(), problems })?;
-        if input.decision == StoredDecision::Permit && !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
-            return Err(ServiceError::NotFound);
-        }
-        let actors_json = input.actors.as_ref().map(|a| serde_json::to_string(a).unwrap_or_default());
-        let resource_json = input.resource.as_ref().map(Value::to_string);
-        self.record_consent(caller, &bsn, input.decision, actors_json.as_deref(), input.period_end.as_deref(), input.source, resource_json.as_deref())
-            .await
-    }
-
-    /// `DELETE /v1/patients/{bsn}/consent`: the patient withdraws consent. Recorded as a withdrawal
-    /// (never a deletion: the history is evidence), which blocks every route not yet delivered.
-    pub async fn withdraw_consent(&self, caller: &Caller, bsn: &str) -> Result<ConsentState> {
-        Self::require(caller, Scope::ConsentWrite)?;
-        let bsn = Self::parse_bsn(bsn)?;
-        self.record_consent(caller, &bsn, StoredDecision::Withdrawn, None, None, "api-delete", None).await
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    async fn record_consent(
-        &self,
-        caller: &Caller,
-        bsn: &Bsn,
-        decision: StoredDecision,
-        actors_json: Option<&str>,
-        period_end: Option<&str>,
-        source: &str,
-        resource_json: Option<&str>,
-    ) -> Result<ConsentState> {
-        let now = clock::now();
-        let scope = Scope::ConsentWrite;
-        let mut tx = self.db.begin().await?;
-        audit::lock(&mut tx, self.db.backend).await?;
-        let new = store::NewConsent {
-            patient_bsn: bsn.as_str(),
-            decision: decision.as_str(),
-            scope: consent::SCOPE,
-            actors_json,
-            period_end,
-            source,
-            resource_json,
-            recorded_by: caller.org.as_str(),
-            recorded_client: &caller.client_id,
-            recorded_at: &now,
-        };
-        store::insert_consent(&mut tx, &new).await?;
-        let row = store::latest_consent(&mut *tx, bsn.as_str()).await?.ok_or(ServiceError::NotFound)?;
-        let stored = stored_consent(&row);
-        let mut events = vec![AuditEvent {
-            patient_id_type: Some("BSN".into()),
-            patient_id: Some(bsn.as_str().to_owned()),
-            object_type: "consent".into(),
-            object_id: Some(row.id.to_string()),
-            consent_profile: Some(format!("api:{}", decision.as_str())),
-            outcome_description: Some(format!("sharing consent recorded: {} ({source})", decision.as_str())),
-            ..self.event(
-                caller,
-                scope,
-                if decision == StoredDecision::Withdrawn { EventCode::ConsentWithdrawn } else { EventCode::ConsentRecorded },
-                if decision == StoredDecision::Withdrawn { Action::D } else { Action::U },
-                Outcome::Success,
-                &now,
-            )
-        }];
-
-        // Every route not yet delivered is decided anew: a deny blocks it, a permit releases a
-        // blocked one. Each decision is audited, whether or not it changes the route.
-        let mut statuses: Vec<&str> = RouteStatus::WITHDRAWABLE.iter().map(|s| s.as_str()).collect();
-        statuses.push(RouteStatus::BlockedConsent.as_str());
-        let affected = store::patient_routes_in(&mut tx, self.db.backend, bsn.as_str(), &statuses).await?;
-        let mut changed = 0usize;
-        for (route, sharing) in &affected {
-            let org = route.recipient_org.as_deref().and_then(|o| OrgId::try_from(o.to_owned()).ok());
-            let d = consent::decide(sharing_from_key(sharing.as_deref()), stored.as_ref(), org.as_ref(), &now);
-            events.push(self.consent_event(caller, scope, &now, bsn.as_str(), route, &d));
-            let from = RouteStatus::parse(&route.status).unwrap_or(RouteStatus::Pending);
-            let to = match (from, d.permit) {
-                (RouteStatus::BlockedConsent, true) => Some(RouteStatus::Pending),
-                (f, false) if f != RouteStatus::BlockedConsent => Some(RouteStatus::BlockedConsent),
-                _ => None,
-            };
-            let reason = (!d.permit).then_some(d.reason.as_str());
-            if let Some(to) = to {
-                let next = (to == RouteStatus::Pending).then_some(now.as_str());
-                let update = RouteUpdate { status: to.as_str(), reason, consent: Some((d.permit, &d.reason)), next_attempt_at: next, now: &now };
-                store::update_route(&mut tx, &route.id, &update).await?;
-                events.push(self.status_event(caller, scope, &now, bsn.as_str(), route, Some(from.as_str()), to, reason));
-                changed += 1;
-            } else {
-                let update = RouteUpdate {
-                    status: from.as_str(),
-                    reason: route.reason.as_deref(),
-                    consent: Some((d.permit, &d.reason)),
-                    next_attempt_at: route.next_attempt_at.as_deref(),
-                    now: &now,
-                };
-                store::update_route(&mut tx, &route.id, &update).await?;
-            }
-        }
-        audit::append(&mut tx, &self.db, &events).await?;
-        self.db.commit(tx).await?;
-        tracing::info!(decision = decision.as_str(), routes_changed = changed, "sharing consent recorded");
-        consent_state(&row).ok_or(ServiceError::NotFound)
-    }
-
-    // --------------------------------------------------------------------------------------------
     // Audit
 
     /// `GET /v1/audit?patient=BSN`: the patient's entries that concern the caller's organisation.
@@ -1093,7 +946,7 @@ impl Gateway {
         Self::require(caller, Scope::AuditRead)?;
         let raw = patient.ok_or_else(|| ServiceError::Malformed("query parameter `patient` (a BSN) is required".into()))?;
         let bsn = Bsn::parse(raw).map_err(|e| ServiceError::Malformed(format!("query parameter `patient`: {e}")))?;
-        if !store::org_knows_patient(&self.db, caller.org.as_str(), bsn.as_str()).await? {
+        if !store::org_knows_patient(self.db.reader(), caller.org.as_str(), bsn.as_str()).await? {
             return Err(ServiceError::NotFound);
         }
         let entries = audit::patient_entries(&self.db, bsn.as_str(), Some(caller.org.as_str())).await?;
@@ -1119,24 +972,6 @@ fn read_record(bytes: &[u8]) -> Option<intake::Intake> {
             None
         }
     }
-}
-
-fn consent_state(row: &ConsentRow) -> Option<ConsentState> {
-    let stored = stored_consent(row)?;
-    let by = OrgId::try_from(row.recorded_by.clone()).ok()?;
-    Some(ConsentState {
-        view: ConsentView {
-            patient: PatientRef { bsn: row.patient_bsn.clone() },
-            decision: row.decision.clone(),
-            scope: row.scope.clone(),
-            source: row.source.clone(),
-            recorded_at: row.recorded_at.clone(),
-            recorded_by: row.recorded_by.clone(),
-            actors: stored.actors.as_ref().map(|a| a.iter().map(ToString::to_string).collect()),
-            period_end: row.period_end.clone(),
-        },
-        fhir: consent::to_fhir(&row.patient_bsn, &stored, &by),
-    })
 }
 
 /// Shared handle for the api layer.

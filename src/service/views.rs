@@ -98,19 +98,49 @@ pub struct HandoverList {
     pub handovers: Vec<HandoverView>,
 }
 
-/// The patient's sharing consent as recorded through the API (the simple JSON form).
+/// The patient's sharing consent as it stands, with every decision recorded through the API (the
+/// simple JSON form). Another organisation is never named: its decisions read "another care provider".
 #[derive(Debug, Clone, Serialize, ToSchema)]
 pub struct ConsentView {
     pub patient: PatientRef,
-    /// `permit`, `deny` or `withdrawn`.
+    /// The consent as it stands: `permit`, `deny`, `withdrawn`, `conflict` (a permit recorded after
+    /// another care provider's withdrawal or refusal: it blocks routes until resolved) or `none`
+    /// (no decision stands: form item 8b decides).
     pub decision: String,
     /// Always `patient-privacy`.
     pub scope: String,
+    /// The state in words, e.g. "withdrawn by another care provider on DATE (decision 3)".
+    pub summary: String,
+    /// The decision the state rests on (`id` of an entry of `history`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deciding: Option<String>,
+    /// Every decision recorded for the patient, oldest first.
+    pub history: Vec<ConsentEntryView>,
+}
+
+/// One recorded consent decision.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct ConsentEntryView {
+    /// The decision's id; a renewal names it.
+    pub id: String,
+    /// `permit`, `deny` or `withdrawn`.
+    pub decision: String,
+    /// `in-force`, `replaced` (its party recorded a later decision) or `superseded` (by the patient's
+    /// renewed consent, `superseded_by`).
+    pub standing: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub superseded_by: Option<String>,
+    /// For the patient's renewed consent: the decision it supersedes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub renews: Option<String>,
     /// `fhir-consent`, `simple-json` or `api-delete`.
     pub source: String,
     pub recorded_at: String,
-    /// The organisation that recorded it.
+    /// The reader's own organisation id, or "another care provider".
     pub recorded_by: String,
+    /// `everyone`, or `named care providers`.
+    pub applies_to: String,
+    /// The organisations a provision names: only on the reader's own decisions.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub actors: Option<Vec<String>>,
     #[serde(skip_serializing_if = "Option::is_none")]

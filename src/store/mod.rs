@@ -339,10 +339,12 @@ pub struct ConsentRow {
     pub recorded_by: String,
     pub recorded_client: String,
     pub recorded_at: String,
+    /// A renewal of the patient's consent: the id of the decision it supersedes.
+    pub renews: Option<i64>,
 }
 
 const CONSENT_COLS: &str =
-    "id, patient_bsn, decision, scope, actors_json, period_end, source, resource_json, recorded_by, recorded_client, recorded_at";
+    "id, patient_bsn, decision, scope, actors_json, period_end, source, resource_json, recorded_by, recorded_client, recorded_at, renews";
 
 fn consent_row(r: &AnyRow) -> Result<ConsentRow, sqlx::Error> {
     Ok(ConsentRow {
@@ -357,6 +359,7 @@ fn consent_row(r: &AnyRow) -> Result<ConsentRow, sqlx::Error> {
         recorded_by: r.try_get("recorded_by")?,
         recorded_client: r.try_get("recorded_client")?,
         recorded_at: r.try_get("recorded_at")?,
+        renews: r.try_get("renews")?,
     })
 }
 
@@ -482,16 +485,20 @@ pub async fn list_handovers(
         .collect()
 }
 
-/// Whether an organisation has a care relationship with the patient through the gateway: it sent a
-/// handover of the patient, or a route of one is addressed to it.
-pub async fn org_knows_patient(db: &Db, org: &str, bsn: &str) -> Result<bool, sqlx::Error> {
+/// Whether an organisation has a care relation with the patient through the gateway (the consent
+/// rule's definition): it sent a handover of the patient that the gateway accepted, or a route of one
+/// is addressed to it that consent has not blocked (a blocked route must not tell the recipient that
+/// the patient exists, so it makes no relation either; the same test as the recipient's view of a
+/// handover).
+pub async fn org_knows_patient<'e, E: Executor<'e, Database = Any>>(e: E, org: &str, bsn: &str) -> Result<bool, sqlx::Error> {
     let row = sqlx::query(
         "SELECT COUNT(*) AS n FROM handovers h WHERE h.patient_bsn = $1 AND \
-           (h.organization = $2 OR EXISTS (SELECT 1 FROM routes r WHERE r.handover_id = h.id AND r.recipient_org = $2))",
+           (h.organization = $2 OR EXISTS (SELECT 1 FROM routes r WHERE r.handover_id = h.id AND r.recipient_org = $2 \
+              AND r.status <> 'blocked-consent'))",
     )
     .bind(bsn)
     .bind(org)
-    .fetch_one(db.reader())
+    .fetch_one(e)
     .await?;
     Ok(row.try_get::<i64, _>("n")? > 0)
 }
@@ -578,12 +585,13 @@ pub struct NewConsent<'a> {
     pub recorded_by: &'a str,
     pub recorded_client: &'a str,
     pub recorded_at: &'a str,
+    pub renews: Option<i64>,
 }
 
 pub async fn insert_consent(tx: &mut Tx, c: &NewConsent<'_>) -> Result<(), sqlx::Error> {
     sqlx::query(
         "INSERT INTO consents (patient_bsn, decision, scope, actors_json, period_end, source, resource_json, recorded_by, \
-         recorded_client, recorded_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+         recorded_client, recorded_at, renews) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
     )
     .bind(c.patient_bsn)
     .bind(c.decision)
@@ -595,15 +603,17 @@ pub async fn insert_consent(tx: &mut Tx, c: &NewConsent<'_>) -> Result<(), sqlx:
     .bind(c.recorded_by)
     .bind(c.recorded_client)
     .bind(c.recorded_at)
+    .bind(c.renews)
     .execute(&mut **tx)
     .await?;
     Ok(())
 }
 
-/// The consent in force for a patient: the newest recorded.
-pub async fn latest_consent<'e, E: Executor<'e, Database = Any>>(e: E, bsn: &str) -> Result<Option<ConsentRow>, sqlx::Error> {
-    let q = format!("SELECT {CONSENT_COLS} FROM consents WHERE patient_bsn = $1 ORDER BY id DESC LIMIT 1");
-    sqlx::query(assembled(q)).bind(bsn).fetch_optional(e).await?.as_ref().map(consent_row).transpose()
+/// Every consent decision recorded for a patient, oldest first (which of them stand is the consent
+/// module's business: `consent::ConsentHistory`).
+pub async fn patient_consents<'e, E: Executor<'e, Database = Any>>(e: E, bsn: &str) -> Result<Vec<ConsentRow>, sqlx::Error> {
+    let q = format!("SELECT {CONSENT_COLS} FROM consents WHERE patient_bsn = $1 ORDER BY id");
+    sqlx::query(assembled(q)).bind(bsn).fetch_all(e).await?.iter().map(consent_row).collect()
 }
 
 // ------------------------------------------------------------------------------------------------

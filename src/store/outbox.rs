@@ -160,11 +160,18 @@ pub struct Finish<'a> {
 /// and the route still `delivering`. Returns whether it did (false: the route was cancelled, blocked
 /// or reclaimed meanwhile, and keeps that status).
 pub async fn finish(tx: &mut Tx, route_id: &str, lease_owner: &str, f: &Finish<'_>) -> Result<bool, sqlx::Error> {
+    finish_from(tx, route_id, lease_owner, "delivering", f).await
+}
+
+/// [`finish`] for a route in status `from` that still carries this lease: a route a consent change
+/// blocked while the attempt was in flight (`blocked-consent`) is recorded `delivered` when the
+/// receiver took the message.
+pub async fn finish_from(tx: &mut Tx, route_id: &str, lease_owner: &str, from: &str, f: &Finish<'_>) -> Result<bool, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE routes SET status = $1, reason = $2, next_attempt_at = $3, last_error = COALESCE($4, last_error), \
            delivered_at = COALESCE($5, delivered_at), receipt = COALESCE($6, receipt), updated_at = $7, \
            lease_owner = NULL, lease_expires_at = NULL \
-         WHERE id = $8 AND status = 'delivering' AND lease_owner = $9",
+         WHERE id = $8 AND status = $10 AND lease_owner = $9",
     )
     .bind(f.status)
     .bind(f.reason)
@@ -175,6 +182,7 @@ pub async fn finish(tx: &mut Tx, route_id: &str, lease_owner: &str, f: &Finish<'
     .bind(f.now)
     .bind(route_id)
     .bind(lease_owner)
+    .bind(from)
     .execute(&mut **tx)
     .await?;
     Ok(done.rows_affected() == 1)

@@ -164,10 +164,19 @@ pub fn check(record: &AcpRecord, completeness: Completeness, locate: &dyn Fn(&st
     out
 }
 
+/// How the "not recorded" warning names the patient's BSN (its message starts with this).
+const BSN_LABEL: &str = "The patient's BSN";
+
+/// Whether `p` is the warning that the record carries no BSN: the service drops it when the
+/// handover's envelope (`patient.bsn`) supplies the BSN, as it may for a QuestionnaireResponse.
+pub fn is_missing_bsn_warning(p: &Problem) -> bool {
+    p.severity == Severity::Warning && p.message.starts_with(BSN_LABEL) && p.message.contains("is not recorded")
+}
+
 /// Items whose absence deserves a warning, with pointer, form label and whether they are missing.
 fn recommended(r: &AcpRecord) -> Vec<(String, &'static str, bool)> {
     let mut v = vec![
-        ("/patient/bsn".to_owned(), "The patient's BSN", r.patient.bsn.is_none()),
+        ("/patient/bsn".to_owned(), BSN_LABEL, r.patient.bsn.is_none()),
         ("/conducted_by".to_owned(), "Gesprek gevoerd door (the professional)", r.conducted_by.is_none()),
         ("/legal_capacity".to_owned(), "1. Wilsbekwaamheid", r.legal_capacity.is_none()),
         ("/medical_policy_goal".to_owned(), "3. Doel van medisch beleid", r.medical_policy_goal.is_none()),
