@@ -181,6 +181,20 @@ fn route_view(r: &RouteRow) -> RouteView {
     }
 }
 
+/// The intake warnings of an accepted handover as its audit entry keeps them: where each stands (a
+/// directive set aside as not in force, a transliterated route, ...), never the message text, which may
+/// quote the record. The full warnings are in the `201` answer.
+fn warnings_note(warnings: &[Problem]) -> String {
+    const LISTED: usize = 20;
+    if warnings.is_empty() {
+        return String::new();
+    }
+    let at: Vec<String> = warnings.iter().take(LISTED).map(|w| format!("{} [{}]", w.location, w.issue_type.as_str())).collect();
+    let more = warnings.len().saturating_sub(LISTED);
+    let more = if more > 0 { format!(" and {more} more") } else { String::new() };
+    format!("; {} intake warning(s) at {}{more}", warnings.len(), at.join(", "))
+}
+
 fn handover_view(h: &HandoverRow, routes: &[RouteRow], warnings: Vec<ProblemItem>) -> HandoverView {
     let envelope: Value = serde_json::from_str(&h.envelope_json).unwrap_or(Value::Null);
     HandoverView {
@@ -393,10 +407,11 @@ impl Gateway {
             responsible_user_role: Some(prepared.envelope.sender.role.key().to_owned()),
             consent_profile: Some(format!("8b:{}", sharing_key(sharing).unwrap_or_else(|| "absent".into()))),
             outcome_description: Some(format!(
-                "handover received ({}, context {}, {} route(s))",
+                "handover received ({}, context {}, {} route(s)){}",
                 form_key(prepared.form),
                 prepared.envelope.context,
-                prepared.routes.len()
+                prepared.routes.len(),
+                warnings_note(&prepared.warnings)
             )),
             ..self.event(caller, scope, EventCode::HandoverReceived, Action::C, Outcome::Success, &now)
         }];
