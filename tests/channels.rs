@@ -814,3 +814,57 @@ proptest::proptest! {
         proptest::prop_assert!(text.split("\r\n").all(|l| l.len() <= 78 && l.is_ascii()));
     }
 }
+
+// --- dates: Dutch local time, never 1970 (issue 11, item 9) ---------------------------------------------
+
+/// How a 1970-01-01 date would show in each output: ISO, the letter's Dutch order, RFC 5322, Edifact's
+/// UNB (YYMMDD) and DET (YY:MM:DD), and a PDF date.
+const EPOCH_DATES: [&str; 6] = ["1970-01-01", "01-01-1970", "Jan 1970", "+700101:", "+70:01:01", "D:19700101"];
+
+#[test]
+fn no_output_of_any_fixture_is_dated_1970() {
+    let mut inputs: Vec<PathBuf> = fixture_paths().into_iter().map(|(_, p, _)| p).collect();
+    for ext in ["json", "xml"] {
+        inputs.extend(support::files_in("fixtures/fhir", ext).into_iter().map(|(n, _)| crate_path(&format!("fixtures/fhir/{n}"))));
+    }
+    let pdf_text = tool_ready("pdftotext", &["-v"], "apt-get install -y poppler-utils");
+    let dir = temp_dir("no-1970");
+    let formats = [
+        "record", "fhir-json", "fhir-xml", "questionnaire-response", "edifact", "letter", "pdf", "mail", "zorgdomein", "dossier",
+        "mdo",
+    ];
+    for input in &inputs {
+        for format in formats {
+            let out = translate(input, &["--to", format]);
+            let mut text = String::from_utf8_lossy(&out).into_owned();
+            if format == "pdf" && pdf_text {
+                text.push_str(&pdftotext(&out, &dir, "dated"));
+            }
+            for epoch in EPOCH_DATES {
+                assert!(!text.contains(epoch), "{} --to {format} is dated 1970 ({epoch})", input.display());
+            }
+        }
+    }
+}
+
+#[test]
+fn times_in_utc_print_as_dutch_local_time_with_the_right_date() {
+    let dir = temp_dir("dutch-time");
+    for (instant, local, det) in [
+        ("2026-03-29T00:30:00Z", "29-03-2026 01:30", "DET+26:03:29+01:30'"),
+        ("2026-10-25T00:30:00Z", "25-10-2026 02:30", "DET+26:10:25+02:30'"),
+        ("2026-12-31T23:30:00Z", "01-01-2027 00:30", "DET+27:01:01+00:30'"),
+    ] {
+        let path = dir.join("record.json");
+        let record = serde_json::json!({
+            "date_filled_in": instant,
+            "patient": {"name": {"family": "Bakker"}, "birth_date": "1941-03-09"},
+            "treatment_limits": {"resuscitation": {"decision": "do-not-perform"}}
+        });
+        std::fs::write(&path, record.to_string()).unwrap();
+        let letter = String::from_utf8(translate(&path, &["--to", "letter"])).unwrap();
+        assert!(letter.contains(&format!("Datum van het gesprek: {local}")), "{instant}: {letter}");
+        let edifact = String::from_utf8(translate(&path, &["--to", "edifact"])).unwrap();
+        assert!(edifact.contains(det), "{instant}: {edifact}");
+    }
+}

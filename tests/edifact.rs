@@ -163,9 +163,9 @@ fn pid_det_and_unb_carry_the_record() {
 
     // A date without time gives 00:00; a preparation moment from the caller goes into UNB only.
     let mut s = settings(MedeurMessage::Medvri);
-    s.prepared_at = Some(Stamp::from_unix_seconds(1_767_225_600)); // 2026-01-01T00:00:00Z
+    s.prepared_at = Some(Stamp::from_unix_seconds(1_767_225_600)); // 2026-01-01T00:00:00Z, 01:00 in Dutch time
     let segs = read(&render(&all_unknown(), &s));
-    assert_eq!(segs[0].elements[3], ["260101", "0000"]);
+    assert_eq!(segs[0].elements[3], ["260101", "0100"]);
     assert_eq!(segs.iter().find(|s| s.tag == "DET").unwrap().elements, [vec!["25", "06", "02"], vec!["00", "00"]]);
 }
 
@@ -173,8 +173,10 @@ fn pid_det_and_unb_carry_the_record() {
 fn a_record_without_patient_data_has_no_pid() {
     let segs = segments(&AcpRecord::default(), &settings(MedeurMessage::Medvri));
     assert!(segs.iter().all(|s| s.tag != "PID"));
-    // With no date at all, the moment is fixed rather than taken from the clock.
-    assert_eq!(segs[0].elements[3], ["700101", "0000"]);
+    // With no date at all, the interchange is dated when it is rendered (the clock), never 1970.
+    let date = &segs[0].elements[3][0];
+    assert_ne!(date, "700101");
+    assert!(date.as_str() >= "261204", "{date}");
 }
 
 #[test]

@@ -500,7 +500,8 @@ fn uncovered(docs: &[Value]) -> Vec<String> {
     missing
 }
 
-/// Every property path the schema allows, with `*` for array items (`$schema` aside).
+/// Every property path the schema allows, with `*` for array items (`$schema` and the writer's
+/// `partial` mark aside: neither is an item of the form).
 fn schema_paths(schema: &Value) -> BTreeSet<String> {
     fn walk(root: &Value, node: &Value, at: &str, out: &mut BTreeSet<String>) {
         if let Some(target) = node.get("$ref").and_then(Value::as_str).and_then(|r| r.strip_prefix('#')) {
@@ -514,7 +515,7 @@ fn schema_paths(schema: &Value) -> BTreeSet<String> {
             walk(root, items, &here, out);
         }
         for (key, prop) in node.get("properties").and_then(Value::as_object).into_iter().flatten() {
-            if key != "$schema" {
+            if key != "$schema" && !(at.is_empty() && key == "partial") {
                 let here = format!("{at}/{key}");
                 out.insert(here.clone());
                 walk(root, prop, &here, out);

@@ -2462,7 +2462,8 @@ impl<'a, 'r> Reader<'a, 'r> {
             self.p.list.push(prob);
         }
         merge(self.r, qr, &at, self.p);
-        self.form = true;
+        // A form still in progress (the gateway writes a partial record so) does not make the record whole.
+        self.form = questionnaire::completeness(v) == Completeness::Complete;
     }
 
     // --- the rest ---------------------------------------------------------------------------------------
@@ -2610,28 +2611,24 @@ fn merge(r: &mut AcpRecord, q: AcpRecord, at: &Path, p: &mut Problems) {
         (None, Some(v)) => r.representative = Some(v),
         (Some(mine), Some(form)) => {
             mine.is_first_contact = form.is_first_contact;
-            // The form's list of roles, with the "Anders" texts of the discrete resource, which keeps
-            // one text per role (the form keeps one for all).
-            let mut texts = mine
-                .roles
-                .iter()
-                .filter(|a| a.value() == ContactRole::Other)
-                .map(|a| a.other_text().map(str::to_owned))
-                .collect::<Vec<_>>()
-                .into_iter();
+            // The form's list of roles, with the "Anders" answers of the discrete resource, which keeps
+            // one text per role (the form keeps one for all), and the roles the form can only write
+            // as "Anders" (see `questionnaire::form::NOT_OFFERED`), in their places.
+            let folded = |a: &Answer<ContactRole>| a.value() == ContactRole::Other || !questionnaire::form::offered("982", a.value());
+            let mut own = mine.roles.iter().filter(|a| folded(a)).cloned().collect::<Vec<_>>().into_iter();
             let mut last = None;
             mine.roles = form
                 .roles
                 .into_iter()
                 .map(|a| {
-                    if a.value() != ContactRole::Other {
+                    if !folded(&a) {
                         return a;
                     }
-                    // A repeated identical role is written once; it keeps the last text seen.
-                    if let Some(text) = texts.next() {
-                        last = text;
+                    // A repeated identical role is written once; it keeps the last one seen.
+                    if let Some(o) = own.next() {
+                        last = Some(o);
                     }
-                    Answer::new(ContactRole::Other, last.clone()).unwrap_or(a)
+                    last.clone().unwrap_or(a)
                 })
                 .collect();
         }

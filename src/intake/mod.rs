@@ -136,7 +136,7 @@ fn read_json(text: &str) -> Intake {
         None if value.is_object() => {
             let mut p = Problems::default();
             let record = uniform::read(&value, &mut p);
-            finish(InputForm::UniformRecord, record, Completeness::Complete, p, &|ptr| {
+            finish(InputForm::UniformRecord, record, uniform::completeness(&value), p, &|ptr| {
                 Location::JsonPointer(ptr.to_owned())
             })
         }
@@ -171,7 +171,7 @@ fn read_fhir_value(value: &Value, form: InputForm) -> Intake {
     if is_qr {
         let record = questionnaire::read(value, &mut p);
         let form = if form == InputForm::FhirXml { form } else { InputForm::QuestionnaireResponse };
-        return finish(form, record, Completeness::Complete, p, &questionnaire::locate);
+        return finish(form, record, questionnaire::completeness(value), p, &questionnaire::locate);
     }
     let (record, completeness) = fhir::read(value, &mut p);
     finish(form, record, completeness, p, &fhir::locate)

@@ -23,6 +23,7 @@ use serde_json::Value;
 use crate::intake::cursor::{coded_from_coding, type_name, Obj, Path, Problems};
 use crate::mappings;
 use crate::record::*;
+use crate::validate::rules::Completeness;
 use crate::validate::{IssueType, Location, Severity};
 use form::{Fixed, Kind, Walk, YesNo};
 
@@ -75,6 +76,16 @@ pub fn read(v: &Value, p: &mut Problems) -> AcpRecord {
     form::walk(&mut reader, &mut record);
     reader.report_unread();
     record
+}
+
+/// How much of the form a response claims to carry: one still `in-progress` (or `stopped`) was not
+/// filled in whole, so what it lacks is a warning, as for a single FHIR resource. The gateway writes a
+/// partial record so.
+pub fn completeness(v: &Value) -> Completeness {
+    match v.get("status").and_then(Value::as_str) {
+        Some("in-progress" | "stopped") => Completeness::Partial,
+        _ => Completeness::Complete,
+    }
 }
 
 fn check_questionnaire(o: &Obj<'_>, p: &mut Problems) {
@@ -660,7 +671,12 @@ impl Walk for Reader<'_, '_> {
         let mut text = self.text_value(other);
         for code in codes {
             let own = if code.is_other() { text.take().map(|(s, _)| s) } else { None };
-            list.push(Answer::new(code, own).unwrap_or(Answer::code(code)));
+            // An answer the Questionnaire does not offer here, written as "Anders" with its display.
+            let answer = match own.as_deref().and_then(|t| form::not_offered_named::<T>(link, t)) {
+                Some(named) => Answer::code(named),
+                None => Answer::new(code, own).unwrap_or(Answer::code(code)),
+            };
+            list.push(answer);
             self.values += 1;
         }
         if let Some((_, at)) = text {
@@ -732,6 +748,11 @@ impl Walk for Reader<'_, '_> {
             ),
         }
     }
+
+    fn refuse(&mut self, link: &'static str, message: &str) {
+        let at = self.find(link).first().map(|&n| self.tree.nodes[n].path.clone()).unwrap_or_else(|| Path::fhir(ROOT));
+        self.p.error(IssueType::Invariant, &at, format!("{}: {message}", label(link)));
+    }
 }
 
 // --- the form ---------------------------------------------------------------------------------------------
@@ -781,12 +802,8 @@ pub(crate) mod form {
 
     /// Every item of ACP-zib2020 0.1.3-beta3, in the Questionnaire's order (the writer's order too).
     ///
-    /// One row is not in the Questionnaire: **1403**, the restriction text (SpecificatieAnders) of 4g.
-    /// The Questionnaire offers 4g no "Ja maar met beperkingen", yet the dataset and the FHIR profiles
-    /// do; a record holding such a limit must not lose its restriction, which is the real decision. The
-    /// writer therefore nests it under 1402's answer with linkId 1403, the number the Questionnaire's
-    /// numbering leaves free between 1402 and 1404, in the same place as 4a-f's SpecificatieAnders.
-    /// Group 1421 is likewise allowed to repeat, one group per further treatment limit.
+    /// Every row is an item of the Questionnaire. One deviation: group 1421 (4g) is allowed to repeat,
+    /// one group per further treatment limit, where the Questionnaire has it once.
     pub(crate) static ITEMS: &[Item] = &[
         row("963", None, Question, false, "Datum van invullen"),
         row("7", None, Group, false, "Naam patiënt"),
@@ -886,7 +903,6 @@ pub(crate) mod form {
         row("1421", Some("83"), Group, true, "Overige behandelgrenzen"),
         row("1422", Some("1421"), ReadOnly, false, "Behandeling"),
         row("1402", Some("1421"), Question, false, "BehandelBesluit"),
-        row("1403", Some("1402"), Question, false, "SpecificatieAnders"),
         row("1404", Some("1402"), Question, false, "Toelichting"),
         row("1006", Some("83"), Question, false, "Heeft de patiënt een ICD?"),
         row("1008", Some("1006"), Question, false, "ProductType van ICD"),
@@ -1131,6 +1147,9 @@ pub(crate) mod form {
         fn decision(&mut self, link: &'static str, restriction: &'static str, ptr: &str, slot: &mut Option<Decision>);
         /// 4g's open-choice treatment: the code "Other", or a text naming the treatment.
         fn open_treatment(&mut self, link: &'static str, ptr: &str, slot: &mut Option<String>);
+        /// What was read of `link` cannot be placed in the record (a folded text without the answer
+        /// it needs): an error for a reader, nothing for a writer.
+        fn refuse(&mut self, link: &'static str, message: &str);
     }
 
     struct PhoneLinks {
@@ -1190,20 +1209,25 @@ pub(crate) mod form {
     ///   when known, otherwise the first other identifier;
     /// - `conducted_by.agb` and `conducted_by.other_identifiers` (the form names the professional only);
     /// - `discussed_on` of every treatment limit (4a-g) and of the ICD agreement (4i);
-    /// - `advance_directives`;
+    /// - the document (scan) of an advance directive: its line in 1198 says that the source has one;
     /// - a `present` that says only "the patient was not present" (82 has no "no"): it reads back as
     ///   absent;
-    /// - a second "Anders" text in a repeating choice (982, 997, 998): the form has one "Anders,
-    ///   namelijk" item per question, which goes with the first "Anders" answer;
     /// - empty or whitespace-only texts, which every reader treats as not recorded (a phone or e-mail
     ///   whose number or address is blank is left out whole), and parts with nothing in them.
     ///
-    /// What it carries outside the Questionnaire's own items and answer options, rather than drop it:
-    /// the 4g restriction, as the decision code "Ja maar met beperkingen" on 1402 with its text in item
-    /// 1403 (see [`ITEMS`]); more than one 4g limit, as a repeated group 1421; contact roles the
-    /// Questionnaire does not offer on 982/997 (e.g. "contactpersoon"), with their `[contact-role]`
-    /// code; and the "Anders" text of the place of death, which has no item of its own and is folded
-    /// into 1192's explanation (see [`fold`]). The reader reads all of these back.
+    /// What it carries in the Questionnaire's own free-text items, rather than drop it or invent an
+    /// item or code (the reader reads all of these back):
+    /// - a 4g "Ja maar met beperkingen", which 1402 does not offer: 1402 is left unanswered and the
+    ///   restriction opens 4g's Toelichting 1404 (see [`fold_limit`]);
+    /// - the advance directives (wilsverklaringen), one line each at the start of 7a's Toelichting 1198
+    ///   (see [`fold_directives`]);
+    /// - contact roles the Questionnaire does not offer on 982/997 (e.g. "Contactpersoon"), and every
+    ///   "Anders" text of a repeating choice, as its one "Anders" answer with the names joined by "; "
+    ///   in its "Anders, namelijk" item (see [`NOT_OFFERED`]);
+    /// - the "Anders" text of the place of death, which has no item of its own, folded into 1192's
+    ///   explanation (see [`fold`]).
+    ///
+    /// And one structural deviation: more than one 4g limit, as a repeated group 1421.
     pub(crate) fn walk<W: Walk>(w: &mut W, r: &mut AcpRecord) {
         w.date("963", "/date_filled_in", &mut r.date_filled_in);
         w.group("7", |w| name(w, ["964", "965", "966"], "/patient/name", &mut r.patient.name));
@@ -1277,19 +1301,14 @@ pub(crate) mod form {
                 }
             }
             w.repeat("1421", "/treatment_limits/other", &mut r.treatment_limits.other, |w, ptr, slot| {
-                w.part(
-                    slot,
-                    |w, d| w.decision("1402", "1403", ptr, d),
-                    |decision| OtherTreatmentLimit {
-                        treatment: None,
-                        limit: TreatmentLimit { decision, explanation: None, discussed_on: None },
-                    },
-                    |o| o.limit.decision.clone(),
-                    |w, o| {
-                        w.open_treatment("1422", &format!("{ptr}/treatment"), &mut o.treatment);
-                        w.text("1404", &format!("{ptr}/explanation"), &mut o.limit.explanation);
-                    },
-                )
+                // Folded on the way out, unfolded on the way in, like the place of death.
+                let mut items = slot.take().map(|o| fold_limit(&o));
+                w.optional(&mut items, |w, i| {
+                    w.coded("1402", &format!("{ptr}/decision"), &mut i.decision);
+                    w.open_treatment("1422", &format!("{ptr}/treatment"), &mut i.treatment);
+                    w.text("1404", &format!("{ptr}/explanation"), &mut i.note);
+                });
+                *slot = items.and_then(|i| unfold_limit(w, i));
             });
             w.part(
                 &mut r.icd,
@@ -1357,17 +1376,25 @@ pub(crate) mod form {
         });
 
         // 7. Eerder vastgelegde behandelwensen.
+        // 7a's Toelichting also carries the advance directives, which have no item of their own.
         w.group("115", |w| {
+            let explanation = r.earlier_agreements.as_mut().and_then(|e| e.explanation.take());
+            let mut note = fold_directives(&r.advance_directives, explanation.as_deref());
             w.part(
                 &mut r.earlier_agreements,
                 |w, h| w.coded("1197", "/earlier_agreements/recorded", h),
                 |recorded| EarlierAgreements { recorded, explanation: None, differ_from_current: None },
                 |e| e.recorded,
-                |w, e| {
-                    w.text("1198", "/earlier_agreements/explanation", &mut e.explanation);
-                    w.coded("1199", "/earlier_agreements/differ_from_current", &mut e.differ_from_current);
-                },
-            )
+                |w, e| w.coded("1199", "/earlier_agreements/differ_from_current", &mut e.differ_from_current),
+            );
+            w.text("1198", "/earlier_agreements/explanation", &mut note);
+            let (directives, explanation) = unfold_directives(note);
+            r.advance_directives = directives;
+            match (&mut r.earlier_agreements, explanation) {
+                (Some(e), explanation) => e.explanation = explanation,
+                (None, Some(_)) => w.refuse("1198", "this explanation belongs to the answer of 7a (1197), which is missing"),
+                (None, None) => {}
+            }
         });
 
         // 8. Informatie delen.
@@ -1439,11 +1466,9 @@ pub(crate) mod form {
         if !pd.preference.value().is_other() {
             return explanation.map(str::to_owned);
         }
-        let quoted = |t: &str| serde_json::Value::String(t.to_owned()).to_string();
-        let tail = |e: Option<&str>| e.map(|e| format!("\n{e}")).unwrap_or_default();
         match (pd.preference.other_text(), explanation) {
-            (Some(t), e) => Some(format!("{OTHER_LABEL} {}{}", quoted(t), tail(e))),
-            (None, Some(e)) if e.starts_with(OTHER_LABEL) => Some(format!("{OTHER_LABEL} {}{}", quoted(""), tail(Some(e)))),
+            (Some(t), e) => Some(quote_labelled(OTHER_LABEL, t, e)),
+            (None, Some(e)) if e.starts_with(OTHER_LABEL) => Some(quote_labelled(OTHER_LABEL, "", Some(e))),
             (None, e) => e.map(str::to_owned),
         }
     }
@@ -1452,12 +1477,31 @@ pub(crate) mod form {
     /// written by hand without quotes (`Anders, namelijk: bij mijn dochter`) is read up to the end of
     /// its line.
     pub(crate) fn unfold(code: PlaceOfDeath, note: Option<String>) -> (Answer<PlaceOfDeath>, Option<String>) {
-        let plain = (Answer::code(code), note.clone());
-        let Some(rest) = note.as_deref().filter(|_| code.is_other()).and_then(|n| n.strip_prefix(OTHER_LABEL)) else {
-            return plain;
-        };
+        match note.as_deref().filter(|_| code.is_other()).and_then(|n| labelled(n, OTHER_LABEL)) {
+            Some((description, explanation)) => {
+                (Answer::new(code, Some(description)).unwrap_or(Answer::code(code)), explanation)
+            }
+            None => (Answer::code(code), note),
+        }
+    }
+
+    /// `label "text"`, the text as a JSON string literal (quotes, so that any text, line breaks
+    /// included, comes back exactly), then the rest, if any, after a line break.
+    fn quote_labelled(label: &str, text: &str, rest: Option<&str>) -> String {
+        let quoted = serde_json::Value::String(text.to_owned()).to_string();
+        match rest {
+            Some(rest) => format!("{label} {quoted}\n{rest}"),
+            None => format!("{label} {quoted}"),
+        }
+    }
+
+    /// The inverse of [`quote_labelled`]: the text and the rest (blank rest is none). A text written by
+    /// hand without quotes is read up to the end of its line. `None` when `note` does not start with
+    /// `label`, or more follows the closing quote on its line (not this convention).
+    fn labelled(note: &str, label: &str) -> Option<(String, Option<String>)> {
+        let rest = note.strip_prefix(label)?;
         let rest = rest.strip_prefix(' ').unwrap_or(rest);
-        let (description, explanation) = if rest.starts_with('"') {
+        let (text, after) = if rest.starts_with('"') {
             let mut stream = serde_json::Deserializer::from_str(rest).into_iter::<String>();
             match stream.next() {
                 Some(Ok(d)) => (d, &rest[stream.byte_offset()..]),
@@ -1467,14 +1511,12 @@ pub(crate) mod form {
         } else {
             split_line(rest)
         };
-        let explanation = match explanation.strip_prefix('\n') {
+        let after = match after.strip_prefix('\n') {
             Some(e) => e,
-            None if explanation.is_empty() => "",
-            // Text after the closing quote on the same line: not this convention, keep the note whole.
-            None => return plain,
+            None if after.is_empty() => "",
+            None => return None,
         };
-        let answer = Answer::new(code, Some(description)).unwrap_or(Answer::code(code));
-        (answer, Some(explanation.to_owned()).filter(|e| !e.trim().is_empty()))
+        Some((text, Some(after.to_owned()).filter(|e| !e.trim().is_empty())))
     }
 
     fn split_line(s: &str) -> (String, &str) {
@@ -1482,6 +1524,177 @@ pub(crate) mod form {
             Some(i) => (s[..i].to_owned(), &s[i..]),
             None => (s.to_owned(), ""),
         }
+    }
+
+    /// 4g's items as the Questionnaire has them: a decision among those 1402 offers, the treatment
+    /// (1422) and the Toelichting (1404).
+    #[derive(Default)]
+    pub(crate) struct LimitItems {
+        decision: Option<DecisionCode>,
+        treatment: Option<String>,
+        note: Option<String>,
+    }
+
+    /// The label that opens 1404 for a 4g "Ja maar met beperkingen": the decision's own display.
+    fn restriction_label() -> String {
+        format!("{}:", DecisionCode::PerformWithRestrictions.entry().coding.display)
+    }
+
+    /// A 4g limit in the Questionnaire's items. 1402 offers "Wel uitvoeren", "Niet uitvoeren" and
+    /// "Onbekend", not "Ja maar met beperkingen" (nor the code 1 of 4a-f), and 4g has no
+    /// SpecificatieAnders. So a restricted 4g limit leaves 1402 unanswered, rather than claim a plain
+    /// "Wel uitvoeren", and its restriction opens the Toelichting 1404, quoted, before the explanation:
+    ///
+    /// ```text
+    /// Ja maar met beperkingen: "alleen een proefperiode van een maand"
+    /// Daarna opnieuw bespreken.
+    /// ```
+    ///
+    /// A person reads the decision and its restriction there; a reader of this convention restores it.
+    pub(crate) fn fold_limit(o: &OtherTreatmentLimit) -> LimitItems {
+        let explanation = o.limit.explanation.as_deref().filter(|s| !s.trim().is_empty());
+        let (decision, note) = match o.limit.decision.restriction() {
+            Some(r) => (None, Some(quote_labelled(&restriction_label(), r, explanation))),
+            None => (Some(o.limit.decision.code()), explanation.map(str::to_owned)),
+        };
+        LimitItems { decision, treatment: o.treatment.clone(), note }
+    }
+
+    /// The inverse of [`fold_limit`]. A 1404 that opens with the label counts as the restriction only
+    /// when 1402 is unanswered (or answers "Ja maar met beperkingen" itself, as some senders do);
+    /// otherwise it is the explanation as written.
+    pub(crate) fn unfold_limit<W: Walk>(w: &mut W, i: LimitItems) -> Option<OtherTreatmentLimit> {
+        let restricted = i
+            .note
+            .as_deref()
+            .filter(|_| matches!(i.decision, None | Some(DecisionCode::PerformWithRestrictions)))
+            .and_then(|n| labelled(n, &restriction_label()));
+        let (decision, explanation) = match (i.decision, restricted) {
+            (_, Some((restriction, explanation))) => {
+                match Decision::new(DecisionCode::PerformWithRestrictions, Some(restriction)) {
+                    Ok(d) => (d, explanation),
+                    Err(e) => {
+                        w.refuse("1404", &e.to_string());
+                        return None;
+                    }
+                }
+            }
+            (Some(DecisionCode::PerformWithRestrictions), None) => {
+                let message = format!(
+                    "{e}; for 4g, write it at the start of the Toelichting (1404) as '{} \"...\"'",
+                    restriction_label(),
+                    e = DecisionError::MissingRestriction
+                );
+                w.refuse("1402", &message);
+                return None;
+            }
+            (Some(code), None) => (Decision::new(code, None).ok()?, i.note),
+            (None, None) => {
+                if i.note.is_some() || i.treatment.is_some() {
+                    let link = if i.note.is_some() { "1404" } else { "1422" };
+                    w.refuse(link, "this further treatment limit has no decision (BehandelBesluit 1402), so its answers cannot be placed");
+                }
+                return None;
+            }
+        };
+        Some(OtherTreatmentLimit { treatment: i.treatment, limit: TreatmentLimit { decision, explanation, discussed_on: None } })
+    }
+
+    /// The label of an advance directive's line in 7a's Toelichting.
+    const DIRECTIVE_LABEL: &str = "Wilsverklaring:";
+    /// Said on a directive's line when the source holds its document, which the form cannot carry.
+    const DIRECTIVE_DOCUMENT: &str = "document in de bron";
+    const DIRECTIVE_COMMENT: &str = "toelichting ";
+
+    /// The text of item 1198 (7a's Toelichting): the advance directives, one line each, then the
+    /// explanation. The Questionnaire has no item for advance directives; 7 ("Eerder vastgelegde
+    /// behandelwensen") is where IKNL's dataset places them (element 721, AdvanceDirective). A line is
+    ///
+    /// ```text
+    /// Wilsverklaring: Niet reanimeren verklaring, 2024-05-01, toelichting "ligt bij de huisarts", document in de bron
+    /// ```
+    ///
+    /// the type's display, then the date, the comment as a JSON string literal and the note about
+    /// the document, each only when present. A person reads it as written; [`unfold_directives`]
+    /// restores every directive but its document.
+    pub(crate) fn fold_directives(list: &[AdvanceDirective], explanation: Option<&str>) -> Option<String> {
+        let mut lines: Vec<String> = list.iter().map(directive_line).collect();
+        lines.extend(explanation.filter(|s| !s.trim().is_empty()).map(str::to_owned));
+        (!lines.is_empty()).then(|| lines.join("\n"))
+    }
+
+    fn directive_line(d: &AdvanceDirective) -> String {
+        let mut line = format!("{DIRECTIVE_LABEL} {}", d.kind.entry().coding.display);
+        if let Some(date) = &d.date {
+            line = format!("{line}, {}", date.as_str());
+        }
+        if let Some(c) = d.comment.as_deref().filter(|c| !c.trim().is_empty()) {
+            line = format!("{line}, {DIRECTIVE_COMMENT}{}", serde_json::Value::String(c.to_owned()));
+        }
+        if d.document.is_some() {
+            line = format!("{line}, {DIRECTIVE_DOCUMENT}");
+        }
+        line
+    }
+
+    /// The inverse of [`fold_directives`]: the leading lines that read as directives, and the rest as
+    /// the explanation.
+    pub(crate) fn unfold_directives(note: Option<String>) -> (Vec<AdvanceDirective>, Option<String>) {
+        let Some(note) = note else { return (Vec::new(), None) };
+        let mut directives = Vec::new();
+        let mut rest = note.as_str();
+        while !rest.is_empty() {
+            let (line, tail) = rest.split_once('\n').unwrap_or((rest, ""));
+            let Some(d) = parse_directive(line) else { break };
+            directives.push(d);
+            rest = tail;
+        }
+        if directives.is_empty() {
+            return (directives, Some(note));
+        }
+        (directives, Some(rest.to_owned()).filter(|e| !e.trim().is_empty()))
+    }
+
+    fn parse_directive(line: &str) -> Option<AdvanceDirective> {
+        let rest = line.strip_prefix(DIRECTIVE_LABEL)?.strip_prefix(' ')?;
+        let display = |k: &AdvanceDirectiveType| k.entry().coding.display.as_str();
+        // The longest display that opens the line ("Behandelverbod met aanvulling Voltooid Leven").
+        let kind = *AdvanceDirectiveType::ALL
+            .iter()
+            .filter(|k| rest.starts_with(display(k)))
+            .max_by_key(|k| display(k).len())?;
+        let mut rest = &rest[display(&kind).len()..];
+        let mut d = AdvanceDirective { kind, date: None, comment: None, document: None };
+        if let Some(after) = rest.strip_prefix(", ").filter(|a| !a.starts_with(DIRECTIVE_COMMENT) && !a.starts_with(DIRECTIVE_DOCUMENT)) {
+            let end = after.find(", ").unwrap_or(after.len());
+            d.date = Some(FhirDate::parse(&after[..end]).ok()?);
+            rest = &after[end..];
+        }
+        if let Some(after) = rest.strip_prefix(", ").and_then(|a| a.strip_prefix(DIRECTIVE_COMMENT)) {
+            let mut stream = serde_json::Deserializer::from_str(after).into_iter::<String>();
+            d.comment = Some(stream.next()?.ok()?);
+            rest = &after[stream.byte_offset()..];
+        }
+        if let Some(after) = rest.strip_prefix(", ").and_then(|a| a.strip_prefix(DIRECTIVE_DOCUMENT)) {
+            rest = after;
+        }
+        rest.is_empty().then_some(d)
+    }
+
+    /// Answers of a value set that the Questionnaire does not offer on a repeating choice, by linkId.
+    /// The writer gives such an answer as "Anders" with its display in the "Anders, namelijk" item;
+    /// the reader turns an "Anders" whose text is exactly that display back into the answer.
+    pub(crate) static NOT_OFFERED: &[(&str, &[&str])] =
+        &[("982", &["contact-person"]), ("997", &["legal-representative", "first-contact", "contact-person"])];
+
+    /// Whether the Questionnaire offers `value` as an answer of `link`.
+    pub(crate) fn offered<T: Coded>(link: &str, value: T) -> bool {
+        !NOT_OFFERED.iter().any(|(l, keys)| *l == link && keys.contains(&value.key()))
+    }
+
+    /// The answer not offered on `link` whose display `text` is.
+    pub(crate) fn not_offered_named<T: Coded>(link: &str, text: &str) -> Option<T> {
+        T::ALL.iter().copied().find(|v| !offered(link, *v) && v.entry().coding.display == text)
     }
 
     /// Follows the walk over a record and notes, for every item that carries data, the record pointer
@@ -1565,6 +1778,7 @@ pub(crate) mod form {
         fn open_treatment(&mut self, link: &'static str, ptr: &str, slot: &mut Option<String>) {
             self.note(slot.is_some(), ptr, link)
         }
+        fn refuse(&mut self, _link: &'static str, _message: &str) {}
     }
 
     /// A record that answers every item of the form (and carries a field of every kind the form
@@ -1620,14 +1834,21 @@ pub(crate) mod form {
                 hospital_admission: limit("alleen bij fractuur"),
                 antibiotics: limit("alleen oraal"),
                 blood_products: limit("eenmalig"),
-                other: vec![OtherTreatmentLimit {
-                    treatment: text("Dialyse"),
-                    limit: limit("proefperiode").unwrap_or(TreatmentLimit {
-                        decision: Decision::Unknown,
-                        explanation: None,
-                        discussed_on: None,
-                    }),
-                }],
+                other: vec![
+                    OtherTreatmentLimit {
+                        treatment: text("Dialyse"),
+                        limit: limit("proefperiode").unwrap_or(TreatmentLimit {
+                            decision: Decision::Unknown,
+                            explanation: None,
+                            discussed_on: None,
+                        }),
+                    },
+                    // 1402 carries only an unrestricted decision (a restriction rides in 1404).
+                    OtherTreatmentLimit {
+                        treatment: text("Sondevoeding"),
+                        limit: TreatmentLimit { decision: Decision::DoNotPerform, explanation: None, discussed_on: None },
+                    },
+                ],
             },
             icd: Some(Icd {
                 present: YesNoUnknown::Yes,

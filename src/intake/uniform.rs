@@ -17,9 +17,20 @@ use serde_json::Value;
 use crate::intake::cursor::{Obj, Path, Problems};
 use crate::mappings;
 use crate::record::*;
+use crate::validate::rules::Completeness;
 use crate::validate::{IssueType, Severity};
 
 /// Reads a uniform record; problems go to `p`, the record holds what could be read.
+/// `"partial": true` marks a record that carries only part of the form (the gateway writes it for a
+/// record read from a single FHIR resource): the header items are then warnings, not errors.
+pub fn completeness(v: &Value) -> Completeness {
+    if v.get("partial") == Some(&Value::Bool(true)) {
+        Completeness::Partial
+    } else {
+        Completeness::Complete
+    }
+}
+
 pub fn read(v: &Value, p: &mut Problems) -> AcpRecord {
     let mut r = AcpRecord::default();
     let Some(o) = Obj::new(v, Path::pointer(), p) else {
@@ -27,6 +38,8 @@ pub fn read(v: &Value, p: &mut Problems) -> AcpRecord {
     };
     // Editors use `$schema` to find the schema; it carries nothing of the record.
     o.skip("$schema");
+    // Read by [`completeness`]; here only checked to be a boolean.
+    let _ = o.bool("partial", p);
     r.date_filled_in = o.date("date_filled_in", p);
     if let Some(patient) = object(&o, "patient", p, read_patient) {
         r.patient = patient;

@@ -16,9 +16,11 @@
 //! - `PID` element 2 (sex) is empty: the record carries none. The name goes into the composite as
 //!   family name : prefix : : : given names : initials (as both public Medeur examples fill it), and
 //!   element 5 is `BSN` + the 9 digits. `PID` is left out when the record has no patient data at all.
-//! - Dates: `DET` is the conversation date (form item 963) with its time as written, or 00:00; `UNB`
-//!   is the preparation moment given in the settings, else the same date, else 1970-01-01 00:00 — never
-//!   the clock, so the same record gives the same bytes. Unknown birth month/day are sent as `00`.
+//! - Dates: `DET` is the conversation date (form item 963), its time in Dutch local time
+//!   (Europe/Amsterdam, summer time included; a date without a time is that date at 00:00); `UNB` is
+//!   the preparation moment given in the settings (`SOURCE_DATE_EPOCH`, in Dutch local time), else the
+//!   same date, so the same record gives the same bytes; only a record without any date is dated by
+//!   the clock (the moment of rendering), never 1970. Unknown birth month/day are sent as `00`.
 //! - The interchange and message reference is the same 12-digit number, derived from a SHA-256 of the
 //!   record's canonical JSON, the message type and both mailbox ids: stable for a record and recipient,
 //!   different per recipient. A deployment that keeps a counter passes its own reference.
@@ -36,6 +38,7 @@ use sha2::{Digest, Sha256};
 
 use crate::edifact::{self, InterchangeHeader, LineBreak, Message, Segment, MAX_TEXT_LINE};
 use crate::record::{AcpRecord, FhirDate, Name};
+use crate::render::packaging::Moment;
 use crate::render::{letter, record_json};
 
 /// The embedded channel settings; `[edifact]` holds the defaults of [`EdifactSettings`].
@@ -94,35 +97,35 @@ pub struct Stamp {
 }
 
 impl Stamp {
-    /// 1970-01-01 00:00, for a record that carries no date.
-    pub const EPOCH: Stamp = Stamp { year: 1970, month: 1, day: 1, hour: 0, minute: 0 };
-
-    /// The date (and time, as written, at its own offset) of a FHIR date; a missing month or day counts
-    /// as the first, a missing time as 00:00.
+    /// The date (and time) of a FHIR date: a time in Dutch local time, a missing month or day as the
+    /// first, a missing time as 00:00.
     pub fn from_date(date: &FhirDate) -> Stamp {
+        if date.has_time() {
+            return Stamp::of(Moment::from_date(date).dutch());
+        }
         let s = date.as_str();
         let part = |range: std::ops::Range<usize>| s.get(range).and_then(|p| p.parse::<u16>().ok());
         Stamp {
-            year: part(0..4).unwrap_or(1970),
+            year: part(0..4).unwrap_or(0),
             month: part(5..7).map_or(1, |m| m as u8),
             day: part(8..10).map_or(1, |d| d as u8),
-            hour: part(11..13).map_or(0, |h| h as u8),
-            minute: part(14..16).map_or(0, |m| m as u8),
+            hour: 0,
+            minute: 0,
         }
     }
 
-    /// The UTC moment of a Unix time (e.g. `SOURCE_DATE_EPOCH`).
+    /// A Unix time (e.g. `SOURCE_DATE_EPOCH`) in Dutch local time.
     pub fn from_unix_seconds(secs: i64) -> Stamp {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let (year, month, day) = crate::record::date::civil_from_days(days);
-        Stamp {
-            year: year.clamp(0, 9999) as u16,
-            month: month as u8,
-            day: day as u8,
-            hour: (rem / 3600) as u8,
-            minute: (rem % 3600 / 60) as u8,
-        }
+        Stamp::of(Moment::from_unix_seconds(secs).dutch())
+    }
+
+    /// The moment of rendering, for an interchange that nothing else dates.
+    pub fn now() -> Stamp {
+        Stamp::of(Moment::now().dutch())
+    }
+
+    fn of(m: Moment) -> Stamp {
+        Stamp { year: m.year.clamp(0, 9999) as u16, month: m.month, day: m.day, hour: m.hour, minute: m.minute }
     }
 
     fn yy(self) -> String {
@@ -433,7 +436,7 @@ fn body(record: &AcpRecord, settings: &EdifactSettings, conversation: Stamp, ref
 pub fn segments(record: &AcpRecord, settings: &EdifactSettings) -> Vec<Segment> {
     let reference = reference(record, settings);
     let conversation = record.date_filled_in.as_ref().map(Stamp::from_date);
-    let prepared = settings.prepared_at.or(conversation).unwrap_or(Stamp::EPOCH);
+    let prepared = settings.prepared_at.or(conversation).unwrap_or_else(Stamp::now);
     let header = InterchangeHeader {
         sender: settings.sender_mailbox.clone(),
         recipient: settings.recipient_mailbox.clone(),
@@ -479,16 +482,19 @@ mod tests {
 
     #[test]
     fn stamps_from_dates_and_unix_time() {
+        // Times in Dutch local time: 16:27 UTC on 1 October is 18:27 summer time.
         let d = FhirDate::parse("2020-10-01T16:27:36.364Z").unwrap();
-        assert_eq!(Stamp::from_date(&d), Stamp { year: 2020, month: 10, day: 1, hour: 16, minute: 27 });
+        assert_eq!(Stamp::from_date(&d), Stamp { year: 2020, month: 10, day: 1, hour: 18, minute: 27 });
         let y = FhirDate::parse("2024").unwrap();
         assert_eq!(Stamp::from_date(&y), Stamp { year: 2024, month: 1, day: 1, hour: 0, minute: 0 });
-        assert_eq!(Stamp::from_unix_seconds(0), Stamp::EPOCH);
-        // 2024-02-29T13:45:00Z
+        let nye = FhirDate::parse("2026-12-31T23:30:00Z").unwrap();
+        assert_eq!(Stamp::from_date(&nye), Stamp { year: 2027, month: 1, day: 1, hour: 0, minute: 30 });
+        // 2024-02-29T13:45:00Z is 14:45 winter time.
         assert_eq!(
             Stamp::from_unix_seconds(1_709_214_300),
-            Stamp { year: 2024, month: 2, day: 29, hour: 13, minute: 45 }
+            Stamp { year: 2024, month: 2, day: 29, hour: 14, minute: 45 }
         );
+        assert!(Stamp::now().year >= 2026);
     }
 
     #[test]

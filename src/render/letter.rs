@@ -14,6 +14,7 @@ use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 use serde::Serialize;
 
 use crate::mappings;
+use crate::render::packaging::Moment;
 use crate::record::{
     AcpRecord, AdvanceDirective, Answer, Coded, ContactPerson, Decision, DirectiveNotInForce, FhirDate,
     RecordedDirective, TreatmentLimit, TreatmentLimits, NAMED_TREATMENTS,
@@ -46,8 +47,12 @@ fn yes_no(b: bool) -> Label {
     Label { key, label, other: None }
 }
 
-/// dd-mm-jjjj (or mm-jjjj, jjjj at lower precision), with hh:mm when the value has a time.
+/// dd-mm-jjjj (or mm-jjjj, jjjj at lower precision); a value with a time as dd-mm-jjjj hh:mm in Dutch
+/// local time (a time given in UTC would otherwise read as local, and near midnight on the wrong day).
 fn date(d: &FhirDate) -> String {
+    if d.has_time() {
+        return Moment::from_date(d).dutch_date_time();
+    }
     let s = d.as_str();
     let day = [s.get(8..10), s.get(5..7), s.get(0..4)].into_iter().flatten().collect::<Vec<_>>().join("-");
     match (d.has_time(), s.get(11..16)) {
@@ -446,7 +451,12 @@ mod tests {
         assert_eq!(d("2025-06-02"), "02-06-2025");
         assert_eq!(d("1941-03"), "03-1941");
         assert_eq!(d("1941"), "1941");
-        assert_eq!(d("2020-10-01T16:27:36.364Z"), "01-10-2020 16:27");
+        // Times in Dutch local time, summer time included.
+        assert_eq!(d("2020-10-01T16:27:36.364Z"), "01-10-2020 18:27");
+        assert_eq!(d("2026-03-29T00:30:00Z"), "29-03-2026 01:30");
+        assert_eq!(d("2026-10-25T00:30:00Z"), "25-10-2026 02:30");
+        assert_eq!(d("2026-12-31T23:30:00Z"), "01-01-2027 00:30");
+        assert_eq!(d("2026-12-31T23:30:00+01:00"), "31-12-2026 23:30");
     }
 
     /// The template's own layout: no trailing spaces, no two blank lines in a row, for records whose

@@ -2,8 +2,12 @@
 //! who sends and who receives as the letter shows them, the moment a message is dated, and the stable
 //! identity of one handover to one recipient from which Message-IDs and document ids are derived.
 //!
-//! Nothing here reads the clock: a message is dated by `SOURCE_DATE_EPOCH` when the caller passes it,
-//! else by the record's conversation date, else 1970-01-01, so the same input gives the same bytes.
+//! A message is dated by `SOURCE_DATE_EPOCH` when the caller passes it, else by the record's
+//! conversation date, so the same input gives the same bytes; only a record without a date, rendered
+//! without `SOURCE_DATE_EPOCH` (a partial record in `translate`), is dated by the clock, the moment of
+//! rendering: the date a reader needs on a letter is when it was written, never a made-up 1970.
+//! What people read (the letter's and the PDF's dates, Edifact's DET/UNB) is in Dutch local time
+//! (Europe/Amsterdam, summer time included); machine-readable instants keep their offset.
 //! Placeholder names and addresses come from `mappings/packaging.toml`.
 
 use std::sync::OnceLock;
@@ -209,13 +213,37 @@ impl Moment {
         m
     }
 
-    /// `SOURCE_DATE_EPOCH` if given, else the conversation date, else the epoch: never the clock.
+    /// `SOURCE_DATE_EPOCH` if given, else the conversation date, else the moment of rendering (the
+    /// only place the clock is read: a letter needs the day it was written, not 1970).
     pub fn for_message(record: &AcpRecord, source_date_epoch: Option<i64>) -> Moment {
         match (source_date_epoch, &record.date_filled_in) {
             (Some(secs), _) => Moment::from_unix_seconds(secs),
             (None, Some(d)) => Moment::from_date(d),
-            (None, None) => Moment::EPOCH,
+            (None, None) => Moment::now(),
         }
+    }
+
+    /// The wall clock, to the second, in UTC. Only for a message that nothing else dates.
+    pub fn now() -> Moment {
+        Moment::from_unix_seconds(jiff::Timestamp::now().as_second())
+    }
+
+    /// The same instant in Dutch local time (Europe/Amsterdam: CET, CEST in summer), with that offset.
+    pub fn dutch(&self) -> Moment {
+        let local = || {
+            let zoned = jiff::Timestamp::from_second(self.unix_seconds()).ok()?.to_zoned(dutch_zone()?.clone());
+            Some(Moment {
+                year: i64::from(zoned.year()),
+                month: zoned.month() as u8,
+                day: zoned.day() as u8,
+                hour: zoned.hour() as u8,
+                minute: zoned.minute() as u8,
+                second: zoned.second() as u8,
+                offset_minutes: zoned.offset().seconds() / 60,
+            })
+        };
+        // Out of jiff's range (years beyond ±9999) the moment is printed as it is.
+        local().unwrap_or(*self)
     }
 
     /// Seconds since 1970-01-01T00:00:00Z.
@@ -268,10 +296,24 @@ impl Moment {
         )
     }
 
-    /// dd-mm-jjjj, as the letter writes dates.
+    /// dd-mm-jjjj, as the letter writes dates, of the Dutch local date.
     pub fn dutch_date(&self) -> String {
-        format!("{:02}-{:02}-{:04}", self.day, self.month, self.year)
+        let m = self.dutch();
+        format!("{:02}-{:02}-{:04}", m.day, m.month, m.year)
     }
+
+    /// dd-mm-jjjj hh:mm in Dutch local time, for a value that has a time.
+    pub fn dutch_date_time(&self) -> String {
+        let m = self.dutch();
+        format!("{:02}-{:02}-{:04} {:02}:{:02}", m.day, m.month, m.year, m.hour, m.minute)
+    }
+}
+
+/// Europe/Amsterdam from jiff's bundled tz database (`tzdb-bundle-always`), so that the rules do not
+/// depend on the host's /usr/share/zoneinfo.
+fn dutch_zone() -> Option<&'static jiff::tz::TimeZone> {
+    static ZONE: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| jiff::tz::TimeZone::get("Europe/Amsterdam").ok()).as_ref()
 }
 
 /// Days since 1970-01-01 of a civil date (the inverse of `record::date::civil_from_days`).
@@ -509,6 +551,27 @@ mod tests {
     #[test]
     fn the_embedded_table_loads() {
         assert!(defaults().mail.message_id_domain.ends_with(".invalid"));
+    }
+
+    #[test]
+    fn dutch_local_time_follows_summer_time_and_the_date_line() {
+        let at = |s: &str| Moment::from_date(&FhirDate::parse(s).unwrap()).dutch_date_time();
+        // The night summer time starts (02:00 CET becomes 03:00 CEST) and ends (03:00 CEST becomes 02:00 CET).
+        assert_eq!(at("2026-03-29T00:30:00Z"), "29-03-2026 01:30");
+        assert_eq!(at("2026-03-29T01:30:00Z"), "29-03-2026 03:30");
+        assert_eq!(at("2026-10-25T00:30:00Z"), "25-10-2026 02:30");
+        assert_eq!(at("2026-10-25T01:30:00Z"), "25-10-2026 02:30");
+        // New Year's Eve in UTC is already New Year's Day in the Netherlands.
+        assert_eq!(at("2026-12-31T23:30:00Z"), "01-01-2027 00:30");
+        assert_eq!(Moment::from_date(&FhirDate::parse("2026-12-31T23:30:00Z").unwrap()).dutch_date(), "01-01-2027");
+        // A date without a time is that date.
+        assert_eq!(Moment::from_date(&FhirDate::parse("2026-12-31").unwrap()).dutch_date(), "31-12-2026");
+    }
+
+    #[test]
+    fn a_message_without_any_date_is_dated_now_not_1970() {
+        let m = Moment::for_message(&AcpRecord::default(), None);
+        assert!(m.year >= 2026, "{m:?}");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! The items come from the same description of the form that the reader uses
 //! (`crate::intake::questionnaire::form`): the writer here is the second implementation of its `Walk`,
 //! so whatever it writes the reader reads back. What a response cannot carry (treatment discussion
-//! dates, advance directives, professional identifiers, ...) is listed on `form::walk`; what it carries
-//! outside the Questionnaire's own items (4g's restriction text as item 1403, several 4g limits as a
-//! repeated group 1421, the place-of-death "Anders" text folded into 1192) is documented there too.
+//! dates, the document of an advance directive, professional identifiers, ...) is listed on
+//! `form::walk`; what it carries in the Questionnaire's free-text items (4g's restriction in 1404, the
+//! advance directives in 1198, roles the Questionnaire does not offer as "Anders", the place-of-death
+//! "Anders" text in 1192) is documented there too. No linkId or answer code outside the Questionnaire.
 //!
 //! Output conventions:
 //! - items in the Questionnaire's order, with the Questionnaire's `text`; an item, group or section
@@ -25,6 +26,7 @@ use crate::fhir::model as fhir;
 use crate::intake::questionnaire::form::{self, Fixed, Kind, Walk, YesNo};
 use crate::mappings::{self, Coding};
 use crate::record::*;
+use crate::validate::rules::Completeness;
 
 /// The record as a QuestionnaireResponse. Total: any record gives a response, never a panic.
 pub fn render(record: &AcpRecord) -> Value {
@@ -46,7 +48,8 @@ pub(crate) fn response(record: &AcpRecord) -> fhir::QuestionnaireResponse {
     fhir::QuestionnaireResponse {
         // The newest canonical is listed last in mappings/canonicals.toml; the reader accepts them all.
         questionnaire: m.canonicals.questionnaire.get("acp-zib2020").and_then(|urls| urls.last()).cloned(),
-        status: Some("completed".into()),
+        // A partial record is a form not (yet) filled in whole; readers take it as partial.
+        status: Some(if Completeness::of(record) == Completeness::Complete { "completed" } else { "in-progress" }.into()),
         subject: subject_identifier(&record.patient)
             .map(|identifier| fhir::Reference { identifier: Some(identifier), ..Default::default() }),
         authored: record.date_filled_in.as_ref().map(|d| d.as_str().to_owned()),
@@ -263,19 +266,29 @@ impl Walk for Writer {
         if list.is_empty() {
             return;
         }
-        let mut texts = 0;
-        let answers = list
-            .iter()
-            .map(|a| {
-                let mut node = coded(a.value());
-                // The form has one "Anders, namelijk" item per question; it goes with the first "Anders".
-                if let Some(t) = a.other_text().filter(|t| !t.trim().is_empty() && texts == 0) {
-                    texts += 1;
-                    node.items.push(Node::new(other, vec![text_answer(t)]));
-                }
-                node
-            })
-            .collect();
+        // An answer the Questionnaire does not offer here is written as "Anders", in its place. The
+        // form has one "Anders, namelijk" item per question: every "Anders" text and the name of every
+        // such answer go into it, joined by "; ", on the first "Anders".
+        let mut texts: Vec<&str> = Vec::new();
+        let mut first = None;
+        let mut answers: Vec<AnswerNode> = Vec::new();
+        for a in list.iter() {
+            let v = a.value();
+            if form::offered(link, v) && !v.is_other() {
+                answers.push(coded(v));
+                continue;
+            }
+            match a.other_text() {
+                _ if !v.is_other() => texts.push(&v.entry().coding.display),
+                Some(t) if !t.trim().is_empty() => texts.push(t),
+                _ => {}
+            }
+            first.get_or_insert(answers.len());
+            answers.push(coded(T::from_key("other").unwrap_or(v)));
+        }
+        if let (Some(i), false) = (first, texts.is_empty()) {
+            answers[i].items.push(Node::new(other, vec![text_answer(&texts.join("; "))]));
+        }
         self.emit(Node::new(link, answers));
     }
 
@@ -286,6 +299,8 @@ impl Walk for Writer {
             self.emit(Node::new(restriction, vec![text_answer(r)]));
         }
     }
+
+    fn refuse(&mut self, _link: &'static str, _message: &str) {}
 
     fn open_treatment(&mut self, link: &'static str, _ptr: &str, slot: &mut Option<String>) {
         let value = match filled(slot) {
@@ -363,7 +378,8 @@ mod tests {
     fn an_empty_record_is_an_empty_but_valid_response() {
         let qr = render(&AcpRecord::default());
         assert_eq!(qr["resourceType"], "QuestionnaireResponse");
-        assert_eq!(qr["status"], "completed");
+        // Without the header an empty record is a partial one: a form still in progress.
+        assert_eq!(qr["status"], "in-progress");
         assert!(qr.get("item").is_none(), "{qr:#}");
         assert_eq!(qr["id"].as_str().map(str::len), Some(32));
     }

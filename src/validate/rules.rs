@@ -18,6 +18,22 @@ pub enum Completeness {
     Partial,
 }
 
+impl Completeness {
+    /// What a record itself shows: a record without one of the header items a whole form must carry
+    /// can only have come from a partial input. Writers use it to mark their output partial
+    /// (`"partial": true`, a QuestionnaireResponse `in-progress`), so that it is accepted again.
+    pub fn of(record: &AcpRecord) -> Completeness {
+        let whole = record.date_filled_in.is_some()
+            && record.patient.name.family.is_some()
+            && record.patient.birth_date.is_some();
+        if whole {
+            Completeness::Complete
+        } else {
+            Completeness::Partial
+        }
+    }
+}
+
 /// The form items a complete record must carry, and those whose absence is worth a warning, with the
 /// record pointer and the form's own label.
 const REQUIRED: &[(&str, &str)] = &[

@@ -9,7 +9,7 @@ pub mod arb;
 use std::path::{Path, PathBuf};
 
 use acp_gateway::intake::{self, Intake};
-use acp_gateway::record::{Answer, Coded, AcpRecord, ContactPerson, LegalCapacity, Professional, Representative, NAMED_TREATMENTS};
+use acp_gateway::record::{Answer, Coded, AcpRecord, ContactPerson, ContactRole, LegalCapacity, Professional, Representative, NAMED_TREATMENTS};
 use acp_gateway::validate::{Problem, Severity};
 use serde_json::Value;
 
@@ -106,16 +106,20 @@ pub fn questionnaire_projection(r: &AcpRecord) -> AcpRecord {
     if let Some(d) = &mut r.icd_deactivation {
         d.discussed_on = None;
     }
-    r.advance_directives.clear();
     // The form has no place for a directive that is not in force (it has no status).
     r.directives_not_in_force.clear();
-    // One "Anders, namelijk" item per repeating choice: it goes with the first "Anders" answer.
+    // Advance directives ride in 7a's Toelichting, all but their document (scan).
+    for d in &mut r.advance_directives {
+        d.document = None;
+    }
+    // One "Anders, namelijk" item per repeating choice: every "Anders" text, and the name of every
+    // answer the Questionnaire does not offer there, joined on the first "Anders" answer.
     if let Some(rep) = &mut r.representative {
-        one_other_text(&mut rep.roles);
+        one_other_text(&mut rep.roles, &[ContactRole::ContactPerson]);
     }
     if let Some(p) = &mut r.present {
-        one_other_text(&mut p.roles);
-        one_other_text(&mut p.relationships);
+        one_other_text(&mut p.roles, &[ContactRole::LegalRepresentative, ContactRole::FirstContact, ContactRole::ContactPerson]);
+        one_other_text(&mut p.relationships, &[]);
     }
     if r.present.as_ref().is_some_and(|p| !p.patient && p.roles.is_empty() && p.relationships.is_empty()) {
         r.present = None;
@@ -135,17 +139,33 @@ pub fn questionnaire_projection(r: &AcpRecord) -> AcpRecord {
     r
 }
 
-/// A repeating choice as a QuestionnaireResponse carries it: the first "Anders" text, on the first
-/// "Anders" answer.
-fn one_other_text<T: Coded>(list: &mut [Answer<T>]) {
-    let text = list.iter().find_map(|a| a.other_text().map(str::to_owned));
-    let mut first = true;
-    for a in list.iter_mut() {
-        if a.value().is_other() {
-            let t = if first { text.clone() } else { None };
-            first = false;
-            *a = Answer::new(a.value(), t).expect("'other' takes a text");
+/// A repeating choice as a QuestionnaireResponse carries it: the answers it offers as they are; "Anders"
+/// and the answers in `not_offered` as "Anders" in their place, the first of them with every text (an
+/// answer not offered: its display) joined by "; ", read back as the answer not offered when the text
+/// is exactly that one's display.
+fn one_other_text<T: Coded>(list: &mut [Answer<T>], not_offered: &[T]) {
+    let other = T::from_key("other").expect("a choice with 'Anders'");
+    let mut texts: Vec<String> = Vec::new();
+    let mut first = None;
+    for (i, a) in list.iter_mut().enumerate() {
+        let v = a.value();
+        if !v.is_other() && !not_offered.contains(&v) {
+            continue;
         }
+        if v.is_other() {
+            texts.extend(a.other_text().map(str::to_owned));
+        } else {
+            texts.push(v.entry().coding.display.clone());
+        }
+        first.get_or_insert(i);
+        *a = Answer::code(other);
+    }
+    if let Some(i) = first {
+        let text = (!texts.is_empty()).then(|| texts.join("; "));
+        list[i] = match not_offered.iter().find(|v| Some(&v.entry().coding.display) == text.as_ref()) {
+            Some(v) => Answer::code(*v),
+            None => Answer::new(other, text).expect("'other' takes a text"),
+        };
     }
 }
 
