@@ -165,15 +165,20 @@ impl<'de> Visitor<'de> for Strict<'_> {
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
         let mut object = Map::new();
         while let Some(key) = map.next_key::<String>()? {
-            if object.contains_key(&key) {
-                let pointer = Path::Key(self.path, &key).pointer();
-                return Err(de::Error::custom(format_args!("{DUPLICATE}{pointer}{DUPLICATE}")));
-            }
             let value = {
                 let path = Path::Key(self.path, &key);
                 map.next_value_seed(Strict { path: &path })?
             };
-            object.insert(key, value);
+            // One hash per key: the entry tells whether the key was there already.
+            match object.entry(key) {
+                serde_json::map::Entry::Vacant(slot) => {
+                    slot.insert(value);
+                }
+                serde_json::map::Entry::Occupied(slot) => {
+                    let pointer = Path::Key(self.path, slot.key()).pointer();
+                    return Err(de::Error::custom(format_args!("{DUPLICATE}{pointer}{DUPLICATE}")));
+                }
+            }
         }
         Ok(Value::Object(object))
     }
