@@ -1,15 +1,20 @@
-//! Today's date in the Netherlands, for the one rule that needs the clock: whether a directive's
-//! `provision.period` has ended, when the record has no date filled in to judge it by
-//! (`DirectiveNotInForce`). Everything else in the gateway takes its dates from the record.
+//! Dutch civil time: the zone every human-readable date is printed in, and today's date in the
+//! Netherlands for the one rule that needs the clock: whether a directive's `provision.period` has
+//! ended, when the record has no date filled in to judge it by (`DirectiveNotInForce`). Everything else
+//! in the gateway takes its dates from the record.
 //!
-//! Dutch civil time is CET (UTC+1), and CEST (UTC+2) from the last Sunday of March 01:00 UTC to the
-//! last Sunday of October 01:00 UTC (the EU rule since 1996); this is computed here rather than with a
-//! time-zone database, since it is the only zone and the only rule the gateway needs.
+//! The rules are jiff's bundled time-zone database (`tzdb-bundle-always`), so they do not depend on the
+//! host's /usr/share/zoneinfo (a slim container has none). This is the one place that names the zone.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use super::date::{civil_from_days, days_from_civil};
 use super::FhirDate;
+
+/// Europe/Amsterdam; `None` only if the bundled database lacked it, which its tests rule out.
+pub fn dutch_zone() -> Option<&'static jiff::tz::TimeZone> {
+    static ZONE: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();
+    ZONE.get_or_init(|| jiff::tz::TimeZone::get("Europe/Amsterdam").ok()).as_ref()
+}
 
 /// The Dutch calendar date now.
 pub fn dutch_today() -> FhirDate {
@@ -19,24 +24,18 @@ pub fn dutch_today() -> FhirDate {
 
 /// The Dutch calendar date at a Unix time.
 pub fn dutch_date_at(unix_secs: i64) -> FhirDate {
-    let (year, _, _) = civil_from_days(unix_secs.div_euclid(86_400));
-    let summer = (last_sunday_0100_utc(year, 3)..last_sunday_0100_utc(year, 10)).contains(&unix_secs);
-    let local = unix_secs + if summer { 7_200 } else { 3_600 };
-    let (y, m, d) = civil_from_days(local.div_euclid(86_400));
-    FhirDate::parse(&format!("{y:04}-{m:02}-{d:02}")).unwrap_or_else(|e| panic!("a calendar date from the clock: {e}"))
-}
-
-/// The Unix time of 01:00 UTC on the last Sunday of a month with 31 days (March, October).
-fn last_sunday_0100_utc(year: i64, month: i64) -> i64 {
-    let day_31 = days_from_civil(year, month, 31);
-    // 1970-01-01 was a Thursday: (days + 4) mod 7 is 0 on a Sunday.
-    let sunday = day_31 - (day_31 + 4).rem_euclid(7);
-    sunday * 86_400 + 3_600
+    let zone = dutch_zone().unwrap_or_else(|| panic!("jiff's bundled time-zone database has Europe/Amsterdam"));
+    let zoned = jiff::Timestamp::from_second(unix_secs)
+        .unwrap_or_else(|e| panic!("a Unix time from the clock: {e}"))
+        .to_zoned(zone.clone());
+    FhirDate::parse(&format!("{:04}-{:02}-{:02}", zoned.year(), zoned.month(), zoned.day()))
+        .unwrap_or_else(|e| panic!("a calendar date from the clock: {e}"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::record::date::days_from_civil;
 
     fn at(y: i64, m: i64, d: i64, h: i64, min: i64) -> i64 {
         days_from_civil(y, m, d) * 86_400 + h * 3_600 + min * 60
@@ -52,8 +51,8 @@ mod tests {
         assert_eq!(date(at(2025, 7, 10, 21, 59)), "2025-07-10");
         assert_eq!(date(at(2025, 7, 10, 22, 0)), "2025-07-11");
         // 2025: summer time from 30 March 01:00 UTC to 26 October 01:00 UTC.
-        assert_eq!(last_sunday_0100_utc(2025, 3), at(2025, 3, 30, 1, 0));
-        assert_eq!(last_sunday_0100_utc(2025, 10), at(2025, 10, 26, 1, 0));
+        assert_eq!(date(at(2025, 3, 29, 23, 30)), "2025-03-30");
+        assert_eq!(date(at(2025, 3, 30, 22, 30)), "2025-03-31");
         assert_eq!(date(at(2025, 10, 25, 22, 30)), "2025-10-26");
         assert_eq!(date(at(2025, 10, 26, 22, 30)), "2025-10-26");
     }

@@ -231,7 +231,7 @@ impl Moment {
     /// The same instant in Dutch local time (Europe/Amsterdam: CET, CEST in summer), with that offset.
     pub fn dutch(&self) -> Moment {
         let local = || {
-            let zoned = jiff::Timestamp::from_second(self.unix_seconds()).ok()?.to_zoned(dutch_zone()?.clone());
+            let zoned = jiff::Timestamp::from_second(self.unix_seconds()).ok()?.to_zoned(crate::record::today::dutch_zone()?.clone());
             Some(Moment {
                 year: i64::from(zoned.year()),
                 month: zoned.month() as u8,
@@ -309,12 +309,6 @@ impl Moment {
     }
 }
 
-/// Europe/Amsterdam from jiff's bundled tz database (`tzdb-bundle-always`), so that the rules do not
-/// depend on the host's /usr/share/zoneinfo.
-fn dutch_zone() -> Option<&'static jiff::tz::TimeZone> {
-    static ZONE: std::sync::OnceLock<Option<jiff::tz::TimeZone>> = std::sync::OnceLock::new();
-    ZONE.get_or_init(|| jiff::tz::TimeZone::get("Europe/Amsterdam").ok()).as_ref()
-}
 
 /// Days since 1970-01-01 of a civil date (the inverse of `record::date::civil_from_days`).
 fn days_from_civil(y: i64, m: u8, d: u8) -> i64 {
